@@ -7,6 +7,7 @@ activation. The forward pass stops right after the deepest requested site has fi
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,10 +87,8 @@ def capture(
     def make_hook(site: str):
         def hook(module: Any, args: Any, output: Any) -> None:
             calls[site] += 1
-            if calls[site] > 1:  # a module called again in the same pass (weight sharing)
-                key = f"{site}#{calls[site] - 1}"
-            else:
-                key = site
+            # a module called again in the same pass (a shared nn.ReLU) gets `site#1`, `site#2`...
+            key = site if calls[site] == 1 else f"{site}#{calls[site] - 1}"
             results[key] = _take(
                 site, primary_tensor(output), selection, batch, dtype, check_finite
             )
@@ -100,11 +99,8 @@ def capture(
 
     with handle.lock:
         hooks = [(handle.site_modules[s], make_hook(s)) for s in names]
-        with scoped_hooks(hooks):
-            try:
-                handle.run(batch)
-            except StopForward:
-                pass
+        with scoped_hooks(hooks), contextlib.suppress(StopForward):
+            handle.run(batch)
     missing = [s for s in names if calls[s] == 0]
     if missing:
         raise InputError(
