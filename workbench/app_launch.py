@@ -1,0 +1,58 @@
+"""Start the Streamlit app bound to 127.0.0.1 (unless told otherwise) over one runs directory."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from workbench.errors import InputError
+from workbench.runsdir import RUNS_ENV
+
+
+def app_home() -> Path:
+    """Path of the app's `Home.py`: the installed `workbench_app` package, or the checkout's `app/`."""
+    spec = importlib.util.find_spec("workbench_app")
+    if spec is not None and spec.submodule_search_locations:
+        home = Path(next(iter(spec.submodule_search_locations))) / "Home.py"
+        if home.is_file():
+            return home
+    home = Path(__file__).resolve().parent.parent / "app" / "Home.py"
+    if not home.is_file():
+        raise InputError("the web app's Home.py is not installed; reinstall the workbench")
+    return home
+
+
+def streamlit_command(host: str, port: int, runs: Path) -> list[str]:
+    """The `streamlit run` command line; static file serving stays off (the app only reads what
+    lies inside `runs`)."""
+    if not 0 < port < 65536:
+        raise InputError(f"--port must be in 1..65535, got {port}")
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app_home()),
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--server.enableStaticServing",
+        "false",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+    ]
+
+
+def launch_app(host: str, port: int, runs: Path) -> int:
+    runs = runs.resolve()
+    runs.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, RUNS_ENV: str(runs)}
+    return subprocess.call(streamlit_command(host, port, runs), env=env)

@@ -1,0 +1,1 @@
+"""The `workbench` command line: the same verbs as the Python API."""

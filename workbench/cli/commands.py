@@ -1,0 +1,194 @@
+"""The verbs of the `workbench` command. Printing happens here (the CLI's output layer) and
+nowhere in the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import InputError
+
+
+def _load(args: argparse.Namespace, spec: str):
+    from workbench.models import load_model
+
+    return load_model(
+        spec,
+        device=args.device,
+        dtype=args.dtype,
+        trust_remote_code=args.trust_remote_code,
+        allow_download=args.allow_download,
+    )
+
+
+def cmd_sites(args: argparse.Namespace) -> int:
+    from workbench.sites import expand_sites
+
+    handle = _load(args, args.model)
+    names = expand_sites(handle.sites(), args.filter) if args.filter else handle.sites()
+    if args.json:
+        print(json.dumps(names))
+        return 0
+    aliases = _alias_targets(handle)
+    for name in names:
+        target = aliases.get(name)
+        print(f"{name}  (= {target})" if target else name)
+    print(f"# {len(names)} sites on {handle.info.name} ({handle.info.kind})", file=sys.stderr)
+    return 0
+
+
+def _alias_targets(handle: Any) -> dict[str, str]:
+    """Alias -> the first site name of the same module (blocks.0.hook_resid_post -> blocks.0.hook_out)."""
+    first: dict[int, str] = {}
+    targets: dict[str, str] = {}
+    for name, module in handle.site_modules.items():
+        canonical = first.setdefault(id(module), name)
+        if canonical != name:
+            targets[name] = canonical
+    return targets
+
+
+def cmd_capture(args: argparse.Namespace) -> int:
+    from workbench.data import load_dataset
+    from workbench.pipeline import capture_to_store
+    from workbench.positions import parse_positions
+
+    if args.batch_size <= 0:
+        raise InputError(f"--batch-size must be positive, got {args.batch_size}")
+    handle = _load(args, args.model)
+    if args.dataset:
+        examples: list[Any] = load_dataset(args.dataset, args.n_examples)
+        dataset = args.dataset
+    else:
+        examples, dataset = list(args.text), "text-args"
+    store = capture_to_store(
+        handle,
+        args.sites,
+        examples,
+        args.out,
+        dataset=dataset,
+        positions=parse_positions(args.positions),
+        store_dtype=args.store_dtype,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
+    print(
+        f"stored {store.n_rows} rows x {len(store.sites)} sites from {store.n_examples} examples in {store.path}"
+    )
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from workbench.store import ActivationStore
+
+    store = ActivationStore(args.store, verify=args.verify)
+    if args.json:
+        summary = {
+            "path": str(store.path),
+            "spec": store.spec,
+            "provenance": store.provenance,
+            "n_rows": store.n_rows,
+            "n_examples": store.n_examples,
+            "sites": {s: store.site_info(s) for s in store.sites},
+            "verified": bool(args.verify),
+        }
+        print(json.dumps(summary, indent=2, default=str))
+        return 0
+    spec = store.spec
+    print(f"store     {store.path}")
+    print(
+        f"model     {spec.get('model')}  step={spec.get('checkpoint_step')}  weights={str(spec.get('weights_hash'))[:23]}"
+    )
+    print(
+        f"dataset   {spec.get('dataset')}  examples={store.n_examples}  rows={store.n_rows}  positions={spec.get('positions')}"
+    )
+    print(f"dtype     {spec.get('dtype')}" + ("   checksums verified" if args.verify else ""))
+    print(f"{'site':<34}{'width':>7}{'mean norm':>11}{'max |a|':>11}{'top dim':>9}")
+    for site in store.sites:
+        stats = store.stats(site)
+        top = stats["topk"][0] if stats["topk"] else {}
+        print(
+            f"{site:<34}{store.site_info(site)['width']:>7}{stats['mean_norm']:>11.3f}"
+            f"{float(max(stats['max_abs'])):>11.3f}{top.get('dim', '-'):>9}"
+        )
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from workbench.registry import analyses, get_analysis
+
+    if not args.name:
+        for name, analysis in analyses().items():
+            print(f"{name:<22}{analysis.summary}")
+        return 0
+    analysis = get_analysis(args.name)
+    overrides = dict(_split_setting(item) for item in args.set)
+    params = analysis.make_params(overrides)
+    results = [analysis.run(source, params) for source in _sources(args)]
+    for result in results:
+        if args.out:
+            out = Path(args.out) / (result.provenance.get("site") or "arrays")
+            result.save(out)
+    if args.json:
+        payload = results[0].to_json() if len(results) == 1 else [r.to_json() for r in results]
+        print(json.dumps(payload, default=_json_default))
+    else:
+        for result in results:
+            print(result.to_frame().to_string(index=False))
+    return 0
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def _split_setting(item: str) -> tuple[str, str]:
+    if "=" not in item:
+        raise InputError(f"--set takes KEY=VALUE, got {item!r}")
+    key, value = item.split("=", 1)
+    return key.strip(), value.strip()
+
+
+def _sources(args: argparse.Namespace) -> list[Any]:
+    from workbench.sources import Source, load_array
+
+    if args.store and args.acts:
+        raise InputError("pass either --store (with --site) or --acts, not both")
+    if args.store:
+        from workbench.store import ActivationStore
+
+        store = ActivationStore(args.store)
+        sites = [args.site] if args.site else store.sites
+        return [Source.from_store(store, site) for site in sites]
+    if not args.acts:
+        raise InputError("no input: pass --store DIR [--site SITE] or --acts FILE")
+    source = Source(acts=load_array(args.acts), provenance={"acts": args.acts})
+    if args.acts_b:
+        source.acts_b = load_array(args.acts_b)
+    if args.labels:
+        source.labels = load_array(args.labels)
+    if args.weights:
+        source.weights = load_array(args.weights)
+    return [source]
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from workbench.demo import run_demo
+
+    summary = run_demo(Path(args.out), n_examples=args.n_examples, device=args.device)
+    for line in summary:
+        print(line)
+    return 0
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    from workbench.app_launch import launch_app
+
+    return launch_app(host=args.host, port=args.port, runs=Path(args.runs))

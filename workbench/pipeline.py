@@ -1,0 +1,153 @@
+"""Capture over a whole dataset into an `ActivationStore`: batched, chunked, resumable.
+
+Rows from several batches are buffered into one chunk (about `chunk_rows` rows) so that shards
+stay large enough to write fast; a killed run keeps every committed chunk and resumes from the
+first example not yet committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from workbench.capture import capture
+from workbench.data import Example
+from workbench.devices import resolve_dtype
+from workbench.models.handle import ModelHandle
+from workbench.positions import PositionSpec
+from workbench.sites import expand_sites
+
+log = logging.getLogger(__name__)
+
+
+def capture_spec(
+    handle: ModelHandle,
+    sites: list[str],
+    dataset: str,
+    n_examples: int,
+    positions: PositionSpec,
+    store_dtype: str,
+    max_length: int | None,
+) -> dict[str, Any]:
+    """The identity of a capture: two runs with equal specs produce the same store."""
+    return {
+        "model": handle.info.name,
+        "weights_hash": handle.weights_hash,
+        "checkpoint_step": handle.info.checkpoint_step,
+        "dataset": dataset,
+        "n_examples": n_examples,
+        "sites": sites,
+        "positions": positions if isinstance(positions, (str, int)) else repr(positions),
+        "dtype": store_dtype,
+        "max_length": max_length,
+    }
+
+
+def capture_to_store(
+    handle: ModelHandle,
+    sites: str | Sequence[str],
+    examples: Sequence[Example | str],
+    out: str | Path,
+    *,
+    dataset: str = "custom",
+    positions: PositionSpec = "all",
+    store_dtype: str = "float32",
+    batch_size: int = 32,
+    max_length: int | None = 128,
+    chunk_rows: int = 16384,
+    overwrite: bool = False,
+    progress: bool = True,
+):
+    """Capture `examples` at `sites` into the store at `out`; returns the `ActivationStore`.
+
+    Re-running the same call on an interrupted store resumes it; on a complete one it returns
+    the store untouched. A store with another spec is refused unless `overwrite`.
+    """
+    from workbench.store import ActivationStore, StoreWriter
+
+    names = expand_sites(handle.sites(), sites)
+    items = [e if isinstance(e, Example) else Example(text=e) for e in examples]
+    spec = capture_spec(handle, names, dataset, len(items), positions, store_dtype, max_length)
+    if not overwrite and StoreWriter.existing_complete(out, spec):
+        log.info("store %s is already complete", out)
+        return ActivationStore(out)
+    cast = resolve_dtype(store_dtype)
+    writer = StoreWriter(
+        out, spec, provenance={**handle.provenance(), "dataset": dataset}, overwrite=overwrite
+    )
+    start = writer.resume_point
+    buffer = _ChunkBuffer(names)
+    bar = _progress(len(items), start, progress)
+    try:
+        for lo in range(start, len(items), batch_size):
+            batch = items[lo : lo + batch_size]
+            acts = capture(
+                handle,
+                names,
+                [e.text for e in batch],
+                positions=positions,
+                dtype=cast,
+                max_length=max_length,
+            )
+            buffer.add(acts, lo, batch)
+            bar.update(len(batch))
+            if buffer.n_rows >= chunk_rows:
+                buffer.flush(writer)
+        buffer.flush(writer)
+    finally:
+        bar.close()
+    return writer.finalize()
+
+
+class _ChunkBuffer:
+    """Rows of several batches, appended to the store as one chunk."""
+
+    def __init__(self, sites: list[str]) -> None:
+        self.sites = sites
+        self._reset()
+
+    def _reset(self) -> None:
+        self.parts: dict[str, list[torch.Tensor]] = {s: [] for s in self.sites}
+        self.token_ids: list[np.ndarray] = []
+        self.example_index: list[np.ndarray] = []
+        self.position: list[np.ndarray] = []
+        self.example_labels: dict[str, list[int]] = {}
+        self.example_stop = 0
+        self.n_rows = 0
+
+    def add(self, acts: Any, offset: int, batch: list[Example]) -> None:
+        for site in self.sites:
+            tensor = acts[site]
+            self.parts[site].append(tensor.cpu())
+        self.token_ids.append(acts.token_ids.cpu().numpy())
+        self.example_index.append(acts.example_index.cpu().numpy() + offset)
+        self.position.append(acts.position.cpu().numpy())
+        for example in batch:
+            for key, value in example.labels.items():
+                self.example_labels.setdefault(key, []).append(value)
+        self.example_stop = offset + len(batch)
+        self.n_rows += int(acts.token_ids.numel())
+
+    def flush(self, writer: Any) -> None:
+        if not self.token_ids:
+            return
+        writer.append(
+            {s: torch.cat(p) for s, p in self.parts.items()},
+            token_ids=np.concatenate(self.token_ids),
+            example_index=np.concatenate(self.example_index),
+            position=np.concatenate(self.position),
+            example_labels={k: np.asarray(v) for k, v in self.example_labels.items()} or None,
+            example_stop=self.example_stop,
+        )
+        self._reset()
+
+
+def _progress(total: int, start: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=start, unit="ex", desc="capture", disable=not enabled)
