@@ -89,9 +89,7 @@ def capture(
             calls[site] += 1
             # a module called again in the same pass (a shared nn.ReLU) gets `site#1`, `site#2`...
             key = site if calls[site] == 1 else f"{site}#{calls[site] - 1}"
-            results[key] = _take(
-                site, primary_tensor(output), selection, batch, dtype, check_finite
-            )
+            results[key] = _take(site, primary_tensor(output), selection, dtype, check_finite)
             if expected is not None and all(calls[s] >= expected[s] for s in names):
                 raise StopForward
 
@@ -128,7 +126,7 @@ def _expected_calls(handle: ModelHandle, names: list[str]) -> dict[str, int] | N
 def _selection(batch: Batch, positions: PositionSpec | None) -> Selection | None:
     if positions is None:
         return None
-    if not batch.is_sequence:
+    if batch.attention_mask is None:
         raise InputError(
             f"positions={positions!r} needs a token sequence; plain modules capture whole outputs "
             "(positions=None), one row per example"
@@ -140,17 +138,17 @@ def _take(
     site: str,
     tensor: torch.Tensor,
     selection: Selection | None,
-    batch: Batch,
     dtype: torch.dtype | None,
     check_finite: bool,
 ) -> torch.Tensor:
     """Gather the selected rows, cast, detach (the copy happens here and only here)."""
     tensor = tensor.detach()
     if selection is not None:
-        if tensor.ndim < 2 or tensor.shape[:2] != batch.input_ids.shape:
+        expected = tuple(selection.shape)
+        if tensor.ndim < 2 or tuple(tensor.shape[:2]) != expected:
             raise InputError(
                 f"site {site!r} output has shape {tuple(tensor.shape)}, not (batch, pos, ...) = "
-                f"{tuple(batch.input_ids.shape)}...; capture it with positions=None"
+                f"{expected}...; capture it with positions=None"
             )
         out = tensor[selection.batch_index, selection.pos_index]
         out = out.to(dtype) if dtype is not None else out
@@ -186,6 +184,7 @@ def _package(
 ) -> Activations:
     if selection is None:
         return Activations(acts=results, calls=calls)
+    assert batch.input_ids is not None  # a selection exists only for token sequences
     token_ids = batch.input_ids[selection.batch_index, selection.pos_index]
     return Activations(
         acts=results,

@@ -27,6 +27,7 @@ class Selection:
     batch_index: torch.Tensor
     pos_index: torch.Tensor  # index into the padded pos axis
     position: torch.Tensor  # position in the unpadded sequence
+    shape: tuple[int, int]  # (batch, pos) of the padded batch
 
 
 def parse_positions(text: str) -> PositionSpec:
@@ -84,5 +85,8 @@ def select(mask: torch.Tensor, spec: PositionSpec) -> Selection:
         )
     batch_index, pos_index = chosen.nonzero(as_tuple=True)
     return Selection(
-        batch_index=batch_index, pos_index=pos_index, position=positions[batch_index, pos_index]
+        batch_index=batch_index,
+        pos_index=pos_index,
+        position=positions[batch_index, pos_index],
+        shape=(n_batch, n_pos),
     )

@@ -58,19 +58,20 @@ def cmd_capture(args: argparse.Namespace) -> int:
 
     if args.batch_size <= 0:
         raise InputError(f"--batch-size must be positive, got {args.batch_size}")
-    handle = _load(args, args.model)
     if args.dataset:
         examples: list[Any] = load_dataset(args.dataset, args.n_examples)
         dataset = args.dataset
     else:
         examples, dataset = list(args.text), "text-args"
+    positions = parse_positions(args.positions)
+    handle = _load(args, args.model)
     store = capture_to_store(
         handle,
         args.sites,
         examples,
         args.out,
         dataset=dataset,
-        positions=parse_positions(args.positions),
+        positions=positions,
         store_dtype=args.store_dtype,
         batch_size=args.batch_size,
         max_length=args.max_length,

@@ -76,7 +76,8 @@ class ModelHandle:
         if self._site_modules is None:
             if self.info.kind in ("transformers", "native"):
                 # TransformerLens hook names, aliases (blocks.0.hook_resid_post) included.
-                self._site_modules = dict(self.model.hook_dict)  # type: ignore[attr-defined]
+                hook_dict: dict[str, nn.Module] = self.model.hook_dict  # type: ignore[assignment]
+                self._site_modules = dict(hook_dict)
             else:
                 self._site_modules = {n: m for n, m in self.model.named_modules() if n}
         return self._site_modules

@@ -228,7 +228,7 @@ def _boot_native(
     from transformer_lens.model_bridge import TransformerBridge
 
     try:
-        bridge = TransformerBridge.boot_native(config, device=device, dtype=dtype)
+        bridge = TransformerBridge.boot_native(config, device=device, dtype=dtype)  # type: ignore[attr-defined]
     except (TypeError, ValueError, KeyError) as exc:
         raise UnknownModelError(
             f"invalid TransformerLens-native config from {source}: {exc}"

@@ -1,0 +1,115 @@
+import numpy as np
+import pytest
+
+from workbench import Apply, capture, intervene
+from workbench import pipeline as pipeline_module
+from workbench.data import Example
+from workbench.errors import NonFiniteActivationError, StoreIncompleteError, StoreSpecMismatchError
+from workbench.pipeline import capture_to_store
+from workbench.store import ActivationStore
+
+SITES = "blocks.0.hook_resid_post,blocks.2.hook_resid_post"
+WORDS = ["the", "a", "cat", "dog", "bird", "sat", "ran", "on", "over", "mat", "tree", "big", "small", "red", "blue"]
+
+
+def corpus(n=23, seed=0):
+    rng = np.random.default_rng(seed)
+    return [
+        Example(text=" ".join(rng.choice(WORDS, size=rng.integers(2, 9))), labels={"group": i % 3})
+        for i in range(n)
+    ]
+
+
+def test_store_holds_exactly_what_capture_returns(neox, tmp_path):
+    examples = corpus()
+    store = capture_to_store(
+        neox, SITES, examples, tmp_path / "s", batch_size=5, chunk_rows=20, progress=False
+    )
+    direct = capture(neox, SITES, [e.text for e in examples])
+    assert store.sites == ["blocks.0.hook_resid_post", "blocks.2.hook_resid_post"]
+    assert store.n_examples == len(examples) and store.n_rows == direct.token_ids.numel()
+    for site in store.sites:
+        np.testing.assert_allclose(store.read(site), direct.numpy(site), atol=1e-5)
+    np.testing.assert_array_equal(store.token_ids(), direct.token_ids.numpy())
+    np.testing.assert_array_equal(store.example_index(), direct.example_index.numpy())
+    np.testing.assert_array_equal(store.positions(), direct.position.numpy())
+    np.testing.assert_array_equal(
+        store.example_labels()["group"], [i % 3 for i in range(len(examples))]
+    )
+    assert store.provenance["weights_hash"] == neox.weights_hash
+    assert len(store.manifest["chunks"]) > 1  # several chunks, so resume has something to do
+    stats = store.stats("blocks.2.hook_resid_post")
+    np.testing.assert_allclose(
+        stats["mean"], direct.numpy("blocks.2.hook_resid_post").mean(0), atol=1e-5
+    )
+
+
+def test_interrupted_capture_reads_incomplete_and_resumes(neox, tmp_path, monkeypatch):
+    examples = corpus()
+    reference = capture_to_store(
+        neox, SITES, examples, tmp_path / "ref", batch_size=5, chunk_rows=1, progress=False
+    )
+    calls = {"n": 0}
+    real_capture = pipeline_module.capture
+
+    def dying(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # the user pressed Ctrl-C mid-run
+        return real_capture(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline_module, "capture", dying)
+    out = tmp_path / "s"
+    with pytest.raises(KeyboardInterrupt):
+        capture_to_store(neox, SITES, examples, out, batch_size=5, chunk_rows=1, progress=False)
+    with pytest.raises(StoreIncompleteError, match="re-run"):
+        ActivationStore(out)
+    monkeypatch.setattr(pipeline_module, "capture", real_capture)
+    seen = []
+    monkeypatch.setattr(
+        pipeline_module,
+        "capture",
+        lambda h, s, texts, **kw: seen.append(len(texts)) or real_capture(h, s, texts, **kw),
+    )
+    store = capture_to_store(neox, SITES, examples, out, batch_size=5, chunk_rows=1, progress=False)
+    assert sum(seen) == len(examples) - 10  # two batches were committed before the kill
+    for site in store.sites:
+        np.testing.assert_array_equal(store.read(site), reference.read(site))
+    np.testing.assert_allclose(
+        store.stats(SITES.split(",")[0])["var"], reference.stats(SITES.split(",")[0])["var"]
+    )
+
+
+def test_other_spec_is_refused_unless_overwrite(neox, tmp_path):
+    examples = corpus(6)
+    out = tmp_path / "s"
+    capture_to_store(neox, SITES, examples, out, progress=False)
+    with pytest.raises(StoreSpecMismatchError):
+        capture_to_store(neox, SITES, examples, out, positions="last", progress=False)
+    assert ActivationStore(out).spec["positions"] == "all"  # nothing lost
+    store = capture_to_store(
+        neox, SITES, examples, out, positions="last", overwrite=True, progress=False
+    )
+    assert store.n_rows == 6
+
+
+def test_complete_store_is_reused(neox, tmp_path, monkeypatch):
+    examples = corpus(4)
+    out = tmp_path / "s"
+    capture_to_store(neox, SITES, examples, out, progress=False)
+    monkeypatch.setattr(pipeline_module, "capture", lambda *a, **k: pytest.fail("recaptured"))
+    assert capture_to_store(neox, SITES, examples, out, progress=False).n_examples == 4
+
+
+def test_store_dtype_and_nonfinite(neox, tmp_path):
+    store = capture_to_store(
+        neox, SITES, corpus(4), tmp_path / "h", store_dtype="float16", progress=False
+    )
+    assert store.site_info("blocks.0.hook_resid_post")["dtype"] == "float16"
+    with (
+        pytest.raises(NonFiniteActivationError, match="blocks.0.hook_resid_post"),
+        intervene(neox, Apply("blocks.0.hook_resid_post", lambda x: x / 0.0)),
+    ):
+        capture_to_store(neox, SITES, corpus(4), tmp_path / "nan", progress=False)
+    with pytest.raises(StoreIncompleteError):
+        ActivationStore(tmp_path / "nan")
