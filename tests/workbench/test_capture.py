@@ -129,6 +129,8 @@ def test_plain_module_sites_by_path_and_shared_module(mlp):
         capture(mlp, "fc1", x, positions="last")
     with pytest.raises(InputError, match="plain torch module"):
         capture(mlp, "fc1", ["text"])
+    with pytest.raises(InputError, match=r"cannot take input \(5, 7\) torch.float32"):
+        capture(mlp, "fc1", torch.randn(5, 7))
 
 
 def test_nan_reported_with_site_and_position(mlp):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -11,6 +12,9 @@ import torch
 from torch import nn
 
 from workbench.errors import InputError
+
+#: Messages of torch errors that mean "wrong input shape or dtype".
+_SHAPE_ERROR = re.compile(r"shape|size|dtype|scalar type|mat1 and mat2|channels|dimension", re.I)
 
 #: The kinds of model a handle can wrap.
 KINDS = ("transformers", "native", "torch")
@@ -190,7 +194,15 @@ class ModelHandle:
         with torch.no_grad():
             if batch.is_sequence:
                 return self.model(batch.input_ids, attention_mask=batch.attention_mask, **kwargs)
-            return self.model(*batch.args, **kwargs)
+            try:
+                return self.model(*batch.args, **kwargs)
+            except RuntimeError as exc:
+                if not _SHAPE_ERROR.search(str(exc)):
+                    raise
+                got = ", ".join(f"{tuple(a.shape)} {a.dtype}" for a in batch.args)
+                raise InputError(
+                    f"model {self.info.name!r} cannot take input {got}: {str(exc).splitlines()[0]}"
+                ) from exc
 
     def generate(
         self, inputs: Any, max_new_tokens: int = 10, use_cache: bool = True
