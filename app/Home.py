@@ -13,6 +13,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from workbench.errors import StoreError
 from workbench.runsdir import inside_runs, runs_root
 from workbench.sites import layer_index
 from workbench.store import ActivationStore, list_stores
@@ -63,8 +64,14 @@ if not found:
     st.stop()
 
 relative = {str(Path(s["path"]).resolve().relative_to(root)): s for s in found}
-incomplete = [name for name, s in relative.items() if not s["complete"]]
+unreadable = {name: s["error"] for name, s in relative.items() if s["error"]}
+incomplete = [name for name, s in relative.items() if not s["complete"] and not s["error"]]
 complete = [name for name, s in relative.items() if s["complete"]]
+if unreadable:
+    st.error(
+        "Unreadable stores (not shown):\n"
+        + "\n".join(f"- `{name}`: {error}" for name, error in unreadable.items())
+    )
 if incomplete:
     st.warning(
         "Incomplete (interrupted) stores, resumable by re-running their capture: "
@@ -81,7 +88,11 @@ if path is None:
     st.error("That store is outside the runs directory.")
     st.stop()
 
-manifest, table, max_abs = store_table(str(path), (path / "manifest.json").stat().st_mtime)
+try:
+    manifest, table, max_abs = store_table(str(path), (path / "manifest.json").stat().st_mtime)
+except (StoreError, OSError) as e:  # corrupt, or replaced since it was listed
+    st.error(f"Cannot read the store `{choice}`: {e}")
+    st.stop()
 spec = manifest["spec"]
 cols = st.columns(5)
 cols[0].metric("model", str(spec.get("model")))
@@ -106,6 +117,10 @@ fig = px.line(
     log_y=True,
     title="Scale through depth (log scale)",
 )
+# plotly's automatic log ticks label 0.5 and 5 both "5" and crowd 1..9; spell values out
+positive = long["value"][long["value"] > 0]
+decades = np.log10(positive.max() / positive.min()) if len(positive) else 0.0
+fig.update_yaxes(dtick="D2" if decades <= 3 else 1, tickformat="~g")
 st.plotly_chart(fig)
 
 site_names = list(table["site"])

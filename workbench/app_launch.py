@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -55,4 +54,8 @@ def launch_app(host: str, port: int, runs: Path) -> int:
     runs = runs.resolve()
     runs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, RUNS_ENV: str(runs)}
-    return subprocess.call(streamlit_command(host, port, runs), env=env)
+    command = streamlit_command(host, port, runs)
+    # Replace this process with streamlit, so that signals (SIGTERM from a supervisor, Ctrl-C)
+    # reach the server itself and no orphan is left behind.
+    os.execve(command[0], command, env)
+    return 0  # not reached

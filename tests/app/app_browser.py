@@ -1,0 +1,187 @@
+"""Drive the real app: start `workbench app` on a free 127.0.0.1 port, open it in headless Chromium.
+
+Used by test_browser.py, and by hand for a screenshot of any runs directory:
+
+    python tests/app/app_browser.py RUNS_DIR OUT.png [QUERY]     # QUERY like "site=blocks.3.x"
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+
+# JS: each plotly chart on the page, once drawn: its traces as plotly.js holds them after
+# decoding (`_fullData`: base64 arrays are typed arrays there), and the SVG paths it drew.
+PLOTS_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(gd => ({
+    title: (gd.layout && gd.layout.title && gd.layout.title.text) || '',
+    types: (gd._fullData || []).map(t => t.type),
+    names: (gd._fullData || []).map(t => t.name || ''),
+    x: (gd._fullData || []).map(t => Array.from(t.x || [])),
+    y: (gd._fullData || []).map(t => Array.from(t.y || [])),
+    paths: [...gd.querySelectorAll('.scatterlayer .trace path.js-line, .barlayer .point path')]
+        .filter(p => (p.getAttribute('d') || '').length > 4).length,
+    width: gd.getBoundingClientRect().width,
+    height: gd.getBoundingClientRect().height,
+}))"""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 30.0) -> None:
+    """Poll Streamlit's health endpoint until it answers "ok" (or the server dies)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the app exited with {proc.returncode}:\n{log.read_text()}")
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r,
+        ):
+            if r.status == 200 and r.read().strip() == b"ok":
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"the app did not answer within {timeout:.0f} s:\n{log.read_text()}")
+
+
+@contextlib.contextmanager
+def serve(runs: Path, log: Path, port: int | None = None) -> Iterator[tuple[str, int, int]]:
+    """Run `workbench app --runs RUNS --port PORT` (default host) until the block ends.
+
+    Yields (url, port, pid of the launcher). The launcher runs streamlit as a child, so both run
+    in a new session and the whole process group is terminated (then killed) at the end.
+    """
+    port = port or free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("WORKBENCH_RUNS_DIR", None)  # the launcher sets it from --runs
+    command = [sys.executable, "-m", "workbench", "app", "--runs", str(runs), "--port", str(port)]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url, proc, log)
+        yield url, port, proc.pid
+    finally:
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM the server's process group, SIGKILL it if it has not gone in 10 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=10)
+    with contextlib.suppress(ProcessLookupError):  # the streamlit child, if it outlived it
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
+
+
+def chromium_path() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@contextlib.contextmanager
+def browser_page(width: int = 1400, height: int = 1000):
+    """A playwright page in headless Debian Chromium (no `playwright install` needed)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            yield page
+        finally:
+            browser.close()
+
+
+def wait_for_charts(page, n_charts: int, timeout_ms: int = 30_000) -> list[dict]:
+    """Wait until `n_charts` plotly charts have drawn at least one trace each; their data."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(
+            f"() => {{ const plots = ({PLOTS_JS})();"
+            f" return plots.length >= {n_charts} && plots.every(p => p.paths > 0); }}",
+            timeout=timeout_ms,
+        )
+    except PlaywrightTimeout:
+        drawn = [
+            {"title": p["title"], "traces": len(p["types"]), "paths": p["paths"]}
+            for p in page.evaluate(PLOTS_JS)
+        ]
+        errors = page.locator('[data-testid="stException"]').all_inner_texts()
+        raise AssertionError(
+            f"expected {n_charts} plotly charts with drawn traces within {timeout_ms} ms; "
+            f"the page has {drawn}; Streamlit exceptions: {errors}"
+        ) from None
+    # Streamlit may still be running the script; wait until it reports it has stopped
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"] button')"
+        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText"
+        ".includes('Stop')",
+        timeout=timeout_ms,
+    )
+    return page.evaluate(PLOTS_JS)
+
+
+def full_page_screenshot(page, path: Path) -> Path:
+    """Screenshot of the whole app: Streamlit scrolls inside its own container, so the viewport
+    is grown to the content's height first (and the charts get a moment to re-lay out)."""
+    height = page.evaluate(
+        """() => Math.max(document.body.scrollHeight,
+            ...[...document.querySelectorAll(
+                '[data-testid="stMain"], [data-testid="stAppViewContainer"], section.main'
+            )].map(e => e.scrollHeight))"""
+    )
+    viewport = page.viewport_size
+    page.set_viewport_size({"width": viewport["width"], "height": min(int(height) + 40, 6000)})
+    page.wait_for_timeout(500)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(viewport)
+    return path
+
+
+def main(argv: list[str]) -> int:
+    runs, out = Path(argv[0]), Path(argv[1])
+    query = argv[2] if len(argv) > 2 else ""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    log = out.with_suffix(".server.log")
+    with serve(runs, log) as (url, _port, _pid), browser_page() as page:
+        page.goto(f"{url}/?{query}" if query else url)
+        plots = wait_for_charts(page, 2)
+        errors = page.locator('[data-testid="stException"]').count()
+        full_page_screenshot(page, out)
+    for plot in plots:
+        print(f"chart {plot['title']!r}: {len(plot['types'])} traces, {plot['paths']} paths")
+    print(f"exceptions on the page: {errors}; screenshot: {out}")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
