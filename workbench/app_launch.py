@@ -47,6 +47,8 @@ def streamlit_command(host: str, port: int, runs: Path) -> list[str]:
         "false",
         "--server.fileWatcherType",
         "none",
+        "--client.toolbarMode",
+        "viewer",
     ]
 
 
