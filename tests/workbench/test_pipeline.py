@@ -9,7 +9,23 @@ from workbench.pipeline import capture_to_store
 from workbench.store import ActivationStore
 
 SITES = "blocks.0.hook_resid_post,blocks.2.hook_resid_post"
-WORDS = ["the", "a", "cat", "dog", "bird", "sat", "ran", "on", "over", "mat", "tree", "big", "small", "red", "blue"]
+WORDS = [
+    "the",
+    "a",
+    "cat",
+    "dog",
+    "bird",
+    "sat",
+    "ran",
+    "on",
+    "over",
+    "mat",
+    "tree",
+    "big",
+    "small",
+    "red",
+    "blue",
+]
 
 
 def corpus(n=23, seed=0):
