@@ -181,3 +181,10 @@ def remove_quietly(path: Path) -> None:
     """Remove a file if it exists; errors are ignored (used on error paths only)."""
     with contextlib.suppress(OSError):
         os.unlink(path)
+
+
+def fsync_existing(paths: list[Path]) -> None:
+    """fsync those of `paths` that still exist (a later commit may have replaced a stats file)."""
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            fsync_path(path)

@@ -76,6 +76,10 @@ class StoreWriter:
         self._topk = int(topk)
         self._durable = durable
         self._finalized = False
+        # Shards of committed chunks are flushed to disk in the background, so that finalize()
+        # (which must fsync everything before marking the store complete) finds little left.
+        self._flusher: ThreadPoolExecutor | None = None
+        self._flushes: list[Future] = []
         self._algorithm = F.CHECKSUM_ALGORITHM
         existing_manifest(self.path, self.spec, self.spec_hash, overwrite)  # refuse early
         try:
@@ -109,7 +113,14 @@ class StoreWriter:
             manifest and manifest["complete"] and manifest["spec_hash"] == M.spec_hash(spec)
         )
 
+    def _stop_flusher(self) -> None:
+        if self._flusher is not None:
+            self._flusher.shutdown(wait=True)
+            self._flusher = None
+        self._flushes = []
+
     def _release_lock(self) -> None:
+        self._stop_flusher()
         if self._lock is not None:
             self._lock.release()
             self._lock = None
@@ -289,6 +300,10 @@ class StoreWriter:
         self._stats = stats
         if old_stats:
             F.remove_quietly(self.path / old_stats["file"])
+        if not self._durable:
+            if self._flusher is None:
+                self._flusher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-flush")
+            self._flushes.append(self._flusher.submit(F.fsync_existing, written))
 
     def _after_failed_commit(self, chunk, written: list[Path], stats) -> None:
         if self.n_chunks > chunk.index:  # the manifest was replaced; only the dir fsync failed
@@ -314,6 +329,9 @@ class StoreWriter:
         if not self._manifest["chunks"]:
             raise StoreError(f"nothing was appended to the store at {self.path}; not finalizing")
         try:
+            for flush in self._flushes:  # background flushes first; then every file once more
+                flush.result()  # (a clean file's fsync costs next to nothing)
+            self._stop_flusher()
             directories = set()
             for rel in M.committed_files(self._manifest):
                 F.fsync_path(self.path / rel)
