@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from tests.conftest import WORDS
 from workbench import Apply, capture, intervene
 from workbench import pipeline as pipeline_module
 from workbench.data import Example
@@ -9,23 +10,6 @@ from workbench.pipeline import capture_to_store
 from workbench.store import ActivationStore
 
 SITES = "blocks.0.hook_resid_post,blocks.2.hook_resid_post"
-WORDS = [
-    "the",
-    "a",
-    "cat",
-    "dog",
-    "bird",
-    "sat",
-    "ran",
-    "on",
-    "over",
-    "mat",
-    "tree",
-    "big",
-    "small",
-    "red",
-    "blue",
-]
 
 
 def corpus(n=23, seed=0):

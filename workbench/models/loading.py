@@ -122,15 +122,16 @@ def load_model(
     else:
         tried.append(f"local path {str(path.resolve())!r} (does not exist)")
     if _looks_like_hub_name(text):
-        if allow_download or _hub_cached(text):
+        cached = None if allow_download else _hub_snapshot(text)
+        if allow_download or cached is not None:
             return _boot_transformers(
-                text,
+                str(cached) if cached is not None else text,
                 source=text,
                 name=name or text,
                 device=dev,
                 dtype=dt,
                 trust_remote_code=trust_remote_code,
-                location=None,
+                location=cached,
             )
         tried.append(
             f"Hugging Face cache for {text!r} (not there; downloads are off: pass "
@@ -144,17 +145,17 @@ def _looks_like_hub_name(text: str) -> bool:
     return 1 <= len(parts) <= 2 and all(p and not p.startswith(".") for p in parts)
 
 
-def _hub_cached(repo_id: str) -> bool:
-    """True when the hub repo's config is in the local cache (no network call)."""
+def _hub_snapshot(repo_id: str) -> Path | None:
+    """The local folder of a hub repo already in the Hugging Face cache, or None. Never touches
+    the network, so booting from that folder is offline whatever the environment says."""
     try:
-        from huggingface_hub import try_to_load_from_cache
+        from huggingface_hub import snapshot_download
     except ImportError:  # pragma: no cover - transformers always brings huggingface_hub
-        return False
+        return None
     try:
-        found = try_to_load_from_cache(repo_id, "config.json")
-    except Exception:  # invalid repo id syntax and the like
-        return False
-    return isinstance(found, str)
+        return Path(snapshot_download(repo_id, local_files_only=True))
+    except Exception:  # not cached, or an invalid repo id
+        return None
 
 
 def _boot_transformers(
@@ -172,20 +173,12 @@ def _boot_transformers(
 
     if location is not None:
         _refuse_pickles(location)
-    env_before = os.environ.get("HF_HUB_OFFLINE")
-    if location is not None or not trust_remote_code:
-        os.environ["HF_HUB_OFFLINE"] = "1"
     try:
         bridge = TransformerBridge.boot_transformers(
             model_ref, device=device, dtype=dtype, trust_remote_code=trust_remote_code
         )
     except OSError as exc:
         raise UnknownModelError(f"could not load {source!r} from {model_ref!r}: {exc}") from exc
-    finally:
-        if env_before is None:
-            os.environ.pop("HF_HUB_OFFLINE", None)
-        else:
-            os.environ["HF_HUB_OFFLINE"] = env_before
     bridge.eval()
     info = ModelInfo(
         name=name,

@@ -128,3 +128,25 @@ def test_bad_device_and_dtype_are_named():
         load_model(MLP(), device="cpu", dtype="float8")
     with pytest.raises(InputError, match="'tpu'"):
         load_model(MLP(), device="tpu")
+
+
+def test_hub_name_loads_from_the_local_cache_without_network(
+    no_network, neox_dir, tmp_path, monkeypatch
+):
+    """A hub name already in the Hugging Face cache loads offline (the cache's snapshot folder)."""
+    import huggingface_hub.constants as hub_constants
+
+    snapshot = tmp_path / "hub" / "models--someone--tiny-neox" / "snapshots" / "abc123"
+    shutil.copytree(neox_dir, snapshot)
+    refs = tmp_path / "hub" / "models--someone--tiny-neox" / "refs"
+    refs.mkdir()
+    (refs / "main").write_text("abc123")
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    handle = load_model("someone/tiny-neox", device="cpu")
+    assert handle.info.source == "someone/tiny-neox"
+    assert handle.info.location == str(snapshot)
+    assert "blocks.0.hook_resid_post" in handle.sites()
+
+
+def test_local_folder_loads_without_network(no_network, neox_dir):
+    assert load_model(neox_dir, device="cpu").info.kind == "transformers"
