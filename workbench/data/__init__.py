@@ -7,19 +7,31 @@ An `Example` is one text (or tensor) with per-example labels. A dataset is a fun
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from workbench.errors import InputError
 
 
 @dataclass(frozen=True)
 class Example:
-    """One input: `text` for language models, plus per-example integer labels."""
+    """One input with its ground truth.
+
+    Attributes:
+        text: the input of a language model ("" for non-text examples).
+        labels: per-example integer labels (topic, class, answer...).
+        word_labels: per-token ground truth, one list per label name with one integer per
+            whitespace-separated word of `text` (-1 = no label). The capture pipeline maps
+            them onto the model's tokens (every token of a word gets the word's label;
+            special tokens get -1) and stores them beside the activations.
+        inputs: the input of a plain (non-text) model, e.g. an image (8, 8), or None.
+    """
 
     text: str
     labels: dict[str, int] = field(default_factory=dict)
+    word_labels: dict[str, list[int]] = field(default_factory=dict)
+    inputs: Any = None
 
 
 DatasetFn = Callable[[int | None, int], list[Example]]
@@ -47,29 +59,5 @@ def load_dataset(name: str, n_examples: int | None = None, seed: int = 0) -> lis
     return _DATASETS[name](n_examples, seed)
 
 
-_WORDS_PER_PASSAGE = 48
-
-
-@register_dataset("text")
-def python_docs_text(n_examples: int | None, seed: int) -> list[Example]:
-    """Natural technical English available offline: the Python reference's topic pages
-    (`pydoc_data.topics`, about 65k words), with code blocks and rule lines removed, cut into
-    passages of 48 words. Label `topic` = index of the source page (sorted by name).
-    The order is fixed (the seed does not shuffle) so that passages line up across models.
-    """
-    from pydoc_data.topics import topics
-
-    examples: list[Example] = []
-    for topic_id, key in enumerate(sorted(topics)):
-        prose = [
-            line.strip()
-            for line in topics[key].splitlines()
-            if line.strip()
-            and not line.startswith("   ")
-            and not re.fullmatch(r"[*=\-]+", line.strip())
-        ]
-        words = " ".join(prose).split()
-        for start in range(0, len(words) - _WORDS_PER_PASSAGE + 1, _WORDS_PER_PASSAGE):
-            passage = " ".join(words[start : start + _WORDS_PER_PASSAGE])
-            examples.append(Example(text=passage, labels={"topic": topic_id}))
-    return examples[:n_examples] if n_examples is not None else examples
+# Importing the generator modules registers their datasets.
+from workbench.data import text as _text  # noqa: E402,F401
