@@ -21,6 +21,7 @@ from workbench.devices import resolve_dtype
 from workbench.models.handle import ModelHandle
 from workbench.positions import PositionSpec
 from workbench.sites import expand_sites
+from workbench.tokens import token_labels, word_index
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def capture_to_store(
         out, spec, provenance={**handle.provenance(), "dataset": dataset}, overwrite=overwrite
     )
     start = writer.resume_point
-    buffer = _ChunkBuffer(names)
+    buffer = _ChunkBuffer(names, handle.tokenizer, max_length)
     bar = _progress(len(items), start, progress)
     try:
         for lo in range(start, len(items), batch_size):
@@ -107,8 +108,10 @@ def capture_to_store(
 class _ChunkBuffer:
     """Rows of several batches, appended to the store as one chunk."""
 
-    def __init__(self, sites: list[str]) -> None:
+    def __init__(self, sites: list[str], tokenizer: Any, max_length: int | None) -> None:
         self.sites = sites
+        self.tokenizer = tokenizer
+        self.max_length = max_length
         self._reset()
 
     def _reset(self) -> None:
@@ -117,6 +120,7 @@ class _ChunkBuffer:
         self.example_index: list[np.ndarray] = []
         self.position: list[np.ndarray] = []
         self.example_labels: dict[str, list[int]] = {}
+        self.row_labels: dict[str, list[np.ndarray]] = {}
         self.example_stop = 0
         self.n_rows = 0
 
@@ -130,8 +134,33 @@ class _ChunkBuffer:
         for example in batch:
             for key, value in example.labels.items():
                 self.example_labels.setdefault(key, []).append(value)
+        self._add_word_labels(acts, batch)
         self.example_stop = offset + len(batch)
         self.n_rows += int(acts.token_ids.numel())
+
+    def _add_word_labels(self, acts: Any, batch: list[Example]) -> None:
+        """Per-word ground truth -> one label per stored row (token), -1 where none."""
+        names = sorted({name for e in batch for name in e.word_labels} | set(self.row_labels))
+        if not names:
+            return
+        index = word_index(self.tokenizer, [e.text for e in batch], self.max_length)
+        rows_example = acts.example_index.cpu().numpy()
+        rows_position = acts.position.cpu().numpy()
+        for name in names:
+            per_example = [
+                token_labels(e.word_labels[name], index[i])
+                if name in e.word_labels
+                else np.full(len(index[i]), -1, dtype=np.int64)
+                for i, e in enumerate(batch)
+            ]
+            values = np.array(
+                [per_example[b][p] for b, p in zip(rows_example, rows_position, strict=True)],
+                dtype=np.int64,
+            )
+            if name not in self.row_labels:  # first seen now: earlier batches had none of it
+                earlier = self.token_ids[:-1]
+                self.row_labels[name] = [np.full(len(t), -1, dtype=np.int64) for t in earlier]
+            self.row_labels[name].append(values)
 
     def flush(self, writer: Any) -> None:
         if not self.token_ids:
@@ -142,6 +171,7 @@ class _ChunkBuffer:
             example_index=np.concatenate(self.example_index),
             position=np.concatenate(self.position),
             example_labels={k: np.asarray(v) for k, v in self.example_labels.items()} or None,
+            row_labels={k: np.concatenate(v) for k, v in self.row_labels.items()} or None,
             example_stop=self.example_stop,
         )
         self._reset()

@@ -113,3 +113,35 @@ def test_store_dtype_and_nonfinite(neox, tmp_path):
         capture_to_store(neox, SITES, corpus(4), tmp_path / "nan", progress=False)
     with pytest.raises(StoreIncompleteError):
         ActivationStore(tmp_path / "nan")
+
+
+@pytest.mark.parametrize("fixture", ["neox", "minilm"])
+def test_word_labels_become_token_labels(request, fixture, tmp_path):
+    handle = request.getfixturevalue(fixture)
+    texts = ["the cat sat on the mat .", "a big dog ran over the log", "red bird"]
+    examples = [
+        Example(
+            text=t,
+            word_labels={
+                "word_id": list(range(len(t.split()))),
+                "length": [len(w) for w in t.split()],
+            },
+        )
+        for t in texts
+    ]
+    store = capture_to_store(
+        handle, "blocks.0.hook_resid_post", examples, tmp_path / "s", progress=False
+    )
+    labels = store.row_labels()
+    word_ids, lengths = labels["word_id"], labels["length"]
+    assert len(word_ids) == store.n_rows
+    tokens = store.token_ids()
+    special = set(handle.tokenizer.all_special_ids)
+    for row in range(store.n_rows):
+        if int(tokens[row]) in special:
+            assert word_ids[row] == -1 and lengths[row] == -1
+            continue
+        word = texts[int(store.example_index()[row])].split()[word_ids[row]]
+        assert lengths[row] == len(word)
+        piece = handle.tokenizer.decode([int(tokens[row])]).strip().lstrip("#")
+        assert piece.lower() in word.lower()  # the token is a piece of its labelled word
