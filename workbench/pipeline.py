@@ -18,6 +18,7 @@ import torch
 from workbench.capture import capture
 from workbench.data import Example
 from workbench.devices import resolve_dtype
+from workbench.errors import InputError
 from workbench.models.handle import ModelHandle
 from workbench.positions import PositionSpec
 from workbench.sites import expand_sites
@@ -90,8 +91,8 @@ def capture_to_store(
             acts = capture(
                 handle,
                 names,
-                [e.text for e in batch],
-                positions=positions,
+                _model_inputs(handle, batch),
+                positions=positions if handle.is_language_model else None,
                 dtype=cast,
                 max_length=max_length,
             )
@@ -103,6 +104,23 @@ def capture_to_store(
     finally:
         bar.close()
     return writer.finalize()
+
+
+def _model_inputs(handle: ModelHandle, batch: list[Example]) -> Any:
+    """Texts for language models; the stacked `inputs` arrays for plain modules."""
+    if handle.is_language_model:
+        if any(e.inputs is not None and not e.text for e in batch):
+            raise InputError(
+                f"this dataset has array inputs, not text; language model {handle.info.name!r} "
+                "cannot read it (use a plain module, e.g. a digits classifier)"
+            )
+        return [e.text for e in batch]
+    if any(e.inputs is None for e in batch):
+        raise InputError(
+            f"model {handle.info.name!r} is a plain module: it needs a dataset with array inputs "
+            "(e.g. digits), not text"
+        )
+    return torch.stack([torch.as_tensor(np.asarray(e.inputs)) for e in batch])
 
 
 class _ChunkBuffer:
@@ -128,15 +146,21 @@ class _ChunkBuffer:
         for site in self.sites:
             tensor = acts[site]
             self.parts[site].append(tensor.cpu())
-        self.token_ids.append(acts.token_ids.cpu().numpy())
-        self.example_index.append(acts.example_index.cpu().numpy() + offset)
-        self.position.append(acts.position.cpu().numpy())
+        if acts.token_ids is None:  # a plain module: one row per example
+            n = len(batch)
+            self.token_ids.append(np.full(n, -1, dtype=np.int64))
+            self.example_index.append(np.arange(offset, offset + n, dtype=np.int64))
+            self.position.append(np.zeros(n, dtype=np.int64))
+        else:
+            self.token_ids.append(acts.token_ids.cpu().numpy())
+            self.example_index.append(acts.example_index.cpu().numpy() + offset)
+            self.position.append(acts.position.cpu().numpy())
         for example in batch:
             for key, value in example.labels.items():
                 self.example_labels.setdefault(key, []).append(value)
         self._add_word_labels(acts, batch)
         self.example_stop = offset + len(batch)
-        self.n_rows += int(acts.token_ids.numel())
+        self.n_rows += len(self.token_ids[-1])
 
     def _add_word_labels(self, acts: Any, batch: list[Example]) -> None:
         """Per-word ground truth -> one label per stored row (token), -1 where none."""

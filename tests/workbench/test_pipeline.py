@@ -5,7 +5,12 @@ from tests.conftest import WORDS
 from workbench import Apply, capture, intervene
 from workbench import pipeline as pipeline_module
 from workbench.data import Example
-from workbench.errors import NonFiniteActivationError, StoreIncompleteError, StoreSpecMismatchError
+from workbench.errors import (
+    InputError,
+    NonFiniteActivationError,
+    StoreIncompleteError,
+    StoreSpecMismatchError,
+)
 from workbench.pipeline import capture_to_store
 from workbench.store import ActivationStore
 
@@ -145,3 +150,26 @@ def test_word_labels_become_token_labels(request, fixture, tmp_path):
         assert lengths[row] == len(word)
         piece = handle.tokenizer.decode([int(tokens[row])]).strip().lstrip("#")
         assert piece.lower() in word.lower()  # the token is a piece of its labelled word
+
+
+def test_plain_module_on_an_array_dataset(tmp_path):
+    from torch import nn
+
+    from workbench import load_model
+    from workbench.data import load_dataset
+
+    torch_module = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+    handle = load_model(torch_module, device="cpu", name="digits-probe")
+    examples = load_dataset("digits", 50)
+    store = capture_to_store(
+        handle, "1,3", examples, tmp_path / "d", dataset="digits", batch_size=16, progress=False
+    )
+    assert store.n_rows == 50 and store.site_info("3")["width"] == 10
+    x = np.stack([e.inputs for e in examples]).reshape(50, 64)
+    expected = torch_module(__import__("torch").as_tensor(x)).detach().numpy()
+    np.testing.assert_allclose(store.read("3"), expected, atol=1e-5)
+    np.testing.assert_array_equal(
+        store.example_labels()["class"], [e.labels["class"] for e in examples]
+    )
+    with pytest.raises(InputError, match="array inputs"):
+        capture_to_store(handle, "1", load_dataset("grammar-lm", 4), tmp_path / "x", progress=False)

@@ -60,4 +60,8 @@ def load_dataset(name: str, n_examples: int | None = None, seed: int = 0) -> lis
 
 
 # Importing the generator modules registers their datasets.
+from workbench.data import arithmetic as _arithmetic  # noqa: E402,F401
+from workbench.data import digits as _digits  # noqa: E402,F401
+from workbench.data import fsm as _fsm  # noqa: E402,F401
+from workbench.data import grammar as _grammar  # noqa: E402,F401
 from workbench.data import text as _text  # noqa: E402,F401
