@@ -33,6 +33,37 @@ def word_tokenizer(words: Sequence[str]):
     )
 
 
+def gpt_neox_model(
+    vocab_size: int,
+    *,
+    n_layers: int = 6,
+    d_model: int = 128,
+    n_heads: int = 4,
+    d_mlp: int | None = None,
+    n_ctx: int = 256,
+    seed: int = 0,
+):
+    """A randomly initialised `GPTNeoXForCausalLM` (Pythia's architecture) for a vocabulary laid
+    out like `word_tokenizer`'s (0 = bos/eos, 1 = pad)."""
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    config = GPTNeoXConfig(
+        vocab_size=vocab_size, hidden_size=d_model, num_hidden_layers=n_layers,
+        num_attention_heads=n_heads, intermediate_size=d_mlp or 4 * d_model,
+        max_position_embeddings=n_ctx, bos_token_id=0, eos_token_id=0, pad_token_id=1,
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    return GPTNeoXForCausalLM(config)
+
+
+def save_hf_folder(model, tokenizer, folder: str | Path) -> Path:
+    """Write a model and its tokenizer as a Hugging Face folder (safetensors weights)."""
+    folder = Path(folder)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 def build_gpt_neox(
     folder: str | Path,
     words: Sequence[str],
@@ -48,23 +79,14 @@ def build_gpt_neox(
 
     Returns the folder, loadable with `load_model(folder)` (safetensors weights).
     """
-    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
-
-    folder = Path(folder)
     tokenizer = word_tokenizer(words)
-    config = GPTNeoXConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=d_model,
-        num_hidden_layers=n_layers,
-        num_attention_heads=n_heads,
-        intermediate_size=d_mlp or 4 * d_model,
-        max_position_embeddings=n_ctx,
-        bos_token_id=0,
-        eos_token_id=0,
-        pad_token_id=1,
+    model = gpt_neox_model(
+        len(tokenizer),
+        n_layers=n_layers,
+        d_model=d_model,
+        n_heads=n_heads,
+        d_mlp=d_mlp,
+        n_ctx=n_ctx,
+        seed=seed,
     )
-    torch.manual_seed(seed)
-    model = GPTNeoXForCausalLM(config)
-    model.save_pretrained(folder, safe_serialization=True)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return save_hf_folder(model, tokenizer, folder)
