@@ -189,6 +189,38 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_zoo(args: argparse.Namespace) -> int:
+    from workbench import zoo
+
+    if args.zoo_command == "list":
+        rows = zoo.list_zoo(args.root)
+        if args.json:
+            print(json.dumps(rows, default=str))
+            return 0
+        for row in rows:
+            value = "-" if row["value"] is None else f"{row['value']:.4g}"
+            state = "built" if row["built"] else "not built"
+            verdict = {True: "meets", False: "MISSES", None: ""}[row["passed"]]
+            print(
+                f"{row['name']:<12}{row['dataset']:<18}{state:<11}{row['metric'] or '':<18}"
+                f"{value:>9} {row['threshold']:<10}{verdict}"
+            )
+        return 0
+    names = args.names or list(zoo.recipes())
+    for name in names:
+        zoo.get_recipe(name)  # fail on a bad name before any training
+    for name in names:
+        folder = zoo.build(name, args.root, force=args.force, quick=args.quick)
+        meta = zoo.read_entry(folder) or {}
+        metric = meta.get("metric")
+        verdict = "meets" if meta.get("passed") else "misses"
+        print(
+            f"{name}: {folder} {metric}={meta.get('metrics', {}).get(metric)} ({verdict} "
+            f"{' '.join(map(str, meta.get('threshold', [])))}, {meta.get('seconds')} s)"
+        )
+    return 0
+
+
 def cmd_app(args: argparse.Namespace) -> int:
     from workbench.app_launch import launch_app
 

@@ -129,6 +129,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
 
     p = sub.add_parser(
+        "zoo",
+        help="build or list the model zoo",
+        description="Small models trained from scratch on the embedded datasets, with "
+        "checkpoint series (built on demand, cached).",
+    )
+    zoo_sub = p.add_subparsers(dest="zoo_command", required=True, metavar="ACTION")
+    z = zoo_sub.add_parser("list", help="list zoo models, whether built, and their metric")
+    z.add_argument("--root", help="zoo cache (default $WORKBENCH_ZOO or ~/.cache/workbench/zoo)")
+    z.add_argument("--json", action="store_true")
+    z = zoo_sub.add_parser("build", help="build zoo models (all when none is named)")
+    z.add_argument("names", nargs="*")
+    z.add_argument("--root", help="zoo cache (default $WORKBENCH_ZOO or ~/.cache/workbench/zoo)")
+    z.add_argument("--force", action="store_true", help="rebuild even if cached")
+    z.add_argument("--quick", action="store_true", help="tiny runs for tests (metrics will miss)")
+
+    p = sub.add_parser(
         "app",
         help="start the web app (127.0.0.1)",
         description="Start the Streamlit app over a runs directory.",

@@ -77,8 +77,13 @@ def recipes() -> dict[str, Recipe]:
 
 def get_recipe(name: str) -> Recipe:
     available = recipes()
+    if name == "minilm":
+        raise InputError(
+            "'minilm' is the pretrained model shipped in a package: nothing to build; "
+            "load it with load_model('minilm')"
+        )
     if name not in available:
-        raise InputError(f"unknown zoo model {name!r}; valid: {', '.join(available)}, minilm")
+        raise InputError(f"unknown zoo model {name!r}; valid: {', '.join([*available, 'minilm'])}")
     return available[name]
 
 
