@@ -14,9 +14,11 @@ import plotly.express as px
 import streamlit as st
 
 from workbench.errors import StoreError
+from workbench.results import list_results
 from workbench.runsdir import inside_runs, runs_root
 from workbench.sites import layer_index
 from workbench.store import ActivationStore, list_stores
+from workbench.zoo import list_zoo
 
 st.set_page_config(page_title="Workbench: stores", layout="wide")
 root = runs_root()
@@ -54,6 +56,20 @@ def store_table(path: str, manifest_mtime: float) -> tuple[dict, pd.DataFrame, d
 
 st.title("Interpretability workbench")
 st.caption(f"Runs directory: `{root}`")
+
+zoo_rows = pd.DataFrame(list_zoo())
+if not zoo_rows.empty:
+    st.subheader("Model zoo")
+    st.dataframe(
+        zoo_rows[["name", "dataset", "kind", "built", "metric", "value", "threshold", "passed"]],
+        hide_index=True,
+    )
+results = list_results(root)
+if results:
+    counts = pd.DataFrame(results).groupby("analysis").size().rename("results").reset_index()
+    st.caption("Results: " + ", ".join(f"{r.analysis} ({r.results})" for r in counts.itertuples()))
+
+st.subheader("Stores")
 found = list_stores(root)
 if not found:
     st.info(

@@ -52,10 +52,14 @@ def streamlit_command(host: str, port: int, runs: Path) -> list[str]:
     ]
 
 
-def launch_app(host: str, port: int, runs: Path) -> int:
+def launch_app(host: str, port: int, runs: Path, zoo_root: Path | None = None) -> int:
     runs = runs.resolve()
     runs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, RUNS_ENV: str(runs)}
+    if zoo_root is not None:
+        from workbench.zoo import ZOO_ENV
+
+        env[ZOO_ENV] = str(zoo_root.resolve())
     command = streamlit_command(host, port, runs)
     # Replace this process with streamlit, so that signals (SIGTERM from a supervisor, Ctrl-C)
     # reach the server itself and no orphan is left behind.

@@ -1,47 +1,118 @@
-"""`workbench demo`: the core pipeline end to end on the real pretrained MiniLM, offline.
+"""`workbench demo`: the whole pipeline on the embedded defaults, offline.
 
-Loads all-MiniLM-L6-v2, captures the embedding output and every block's residual stream over
-offline technical English (the `text` dataset) into a store, runs the activation-statistics
-analysis on every site, and saves the result beside the store for the app.
+1. builds the model zoo if it is missing (cached: a second run reuses it);
+2. captures every zoo model's last checkpoint on its own dataset, and the real pretrained MiniLM
+   on offline English, into stores under `<out>/stores/`;
+3. runs every registered analysis that needs only activations on every stored site and saves
+   the results under `<out>/results/<analysis>/<store>/<site>/`;
+4. returns a short summary; the CLI then opens the app (unless `--no-app`, or not interactive).
+
+Every step reuses finished work: stores are resumable and complete ones are kept, results are
+recomputed only when missing.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.data import load_dataset
-from workbench.models import load_model
+from workbench.models import ModelHandle, load_model
 from workbench.pipeline import capture_to_store
 
-DEMO_SITES = "hook_embed,blocks.*.hook_resid_post"
+log = logging.getLogger(__name__)
+
+MINILM_SITES = "hook_embed,blocks.*.hook_resid_post"
 
 
-def run_demo(out: Path, n_examples: int = 256, device: str = "auto") -> list[str]:
-    """Run the demo into `out` (a runs directory); returns the lines to print."""
-    from workbench.registry import get_analysis
+@dataclass(frozen=True)
+class DemoModel:
+    """One model of the demo and where its activations go."""
+
+    store: str  # store name under <out>/stores
+    dataset: str
+    sites: str
+    n_examples: int
+
+
+def _zoo_models(
+    n_examples: int, zoo_root: Path | None, device: str
+) -> Iterator[tuple[DemoModel, ModelHandle]]:
+    """Each zoo model's last checkpoint (the zoo is built first where missing)."""
+    from workbench import zoo
+
+    for name, recipe in zoo.recipes().items():
+        series = zoo.load_series(name, zoo_root)
+        handle = series.load(series.steps[-1], device=device)
+        yield DemoModel(name, recipe.dataset, recipe.sites, n_examples), handle
+
+
+def run_demo(
+    out: Path,
+    n_examples: int = 256,
+    device: str = "auto",
+    zoo_root: Path | None = None,
+    progress: bool = True,
+) -> list[str]:
+    """Run the demo into the runs directory `out`; returns the summary lines to print."""
+    from workbench import zoo
+
+    lines: list[str] = []
+    models = [
+        *_zoo_models(n_examples, zoo_root, device),
+        (
+            DemoModel("minilm-text", "text", MINILM_SITES, n_examples),
+            load_model("minilm", device=device),
+        ),
+    ]
+    for row in zoo.list_zoo(zoo_root):
+        if row["value"] is not None:
+            verdict = "meets" if row["passed"] else "MISSES"
+            lines.append(
+                f"zoo {row['name']:<11} {row['metric']} = {row['value']:.4g} ({verdict} {row['threshold']})"
+            )
+    for spec, handle in models:
+        examples = load_dataset(spec.dataset, spec.n_examples)
+        store = capture_to_store(
+            handle,
+            spec.sites,
+            examples,
+            out / "stores" / spec.store,
+            dataset=spec.dataset,
+            max_length=128,
+            progress=progress,
+        )
+        done = _analyse(store, out, spec.store)
+        lines.append(
+            f"store {spec.store:<12} {store.n_rows:>7} rows x {len(store.sites)} sites; "
+            f"{done} results"
+        )
+    lines.append(f"results and stores: {out}; browse them with `workbench app --runs {out}`")
+    return lines
+
+
+def _analyse(store, out: Path, store_name: str) -> int:
+    """Run every activations-only analysis on every site of `store`; returns how many results
+    exist afterwards (finished ones are kept, not recomputed)."""
+    from workbench.registry import analyses
+    from workbench.results import Result
     from workbench.sources import Source
 
-    handle = load_model("minilm", device=device)
-    examples = load_dataset("text", n_examples)
-    store = capture_to_store(
-        handle, DEMO_SITES, examples, out / "stores" / "minilm-text", dataset="text", max_length=128
-    )
-    analysis = get_analysis("activation-stats")
-    params = analysis.params()
-    lines = [
-        f"store: {store.path} ({store.n_rows} tokens x {len(store.sites)} sites, "
-        f"{store.n_examples} passages)"
-    ]
-    lines.append(f"{'site':<28}{'mean norm':>11}{'max |a|':>10}{'max/rms':>9}{'top-dim var':>12}")
-    for site in store.sites:
-        result = analysis.run(Source.from_store(store, site), params)
-        result.save(out / "results" / "activation-stats" / "minilm-text" / site)
-        h = result.headline
-        lines.append(
-            f"{site:<28}{h['mean_norm']:>11.2f}{h['max_abs']:>10.2f}{h['max_abs_over_rms']:>9.1f}"
-            f"{h['top_dim_variance_share']:>12.3f}"
-        )
-    lines.append(
-        f"next: `workbench info {store.path}`, or `workbench app --runs {out}` and open http://127.0.0.1:8501"
-    )
-    return lines
+    count = 0
+    for name, analysis in analyses().items():
+        if set(analysis.inputs) != {"acts"}:
+            continue  # needs labels, a second store or weights: not automatic
+        for site in store.sites:
+            target = out / "results" / name / store_name / site
+            if (target / "result.json").is_file():
+                try:
+                    Result.load(target)
+                    count += 1
+                    continue
+                except Exception:  # a broken result is recomputed
+                    log.warning("recomputing unreadable result %s", target)
+            analysis.run(Source.from_store(store, site), analysis.params()).save(target)
+            count += 1
+    return count

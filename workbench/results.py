@@ -103,3 +103,26 @@ class Result:
             params=meta["params"],
             provenance=meta["provenance"],
         )
+
+
+def list_results(root: str | Path, max_depth: int = 6) -> list[dict[str, Any]]:
+    """Finished results (a `result.json` beside its parquet) under `root`: path relative to
+    `root`, analysis, and the headline numbers."""
+    root = Path(root)
+    found = []
+    for meta_path in sorted(root.glob("**/result.json")):
+        relative = meta_path.parent.relative_to(root)
+        if len(relative.parts) > max_depth or not (meta_path.parent / "result.parquet").is_file():
+            continue
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError):
+            continue
+        found.append(
+            {
+                "path": str(relative),
+                "analysis": meta.get("analysis"),
+                "headline": meta.get("headline", {}),
+            }
+        )
+    return found

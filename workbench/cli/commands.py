@@ -181,12 +181,25 @@ def _sources(args: argparse.Namespace) -> list[Any]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    import os
+
     from workbench.demo import run_demo
 
-    summary = run_demo(Path(args.out), n_examples=args.n_examples, device=args.device)
-    for line in summary:
-        print(line)
-    return 0
+    out = Path(args.out)
+    zoo_root = Path(args.zoo_root) if args.zoo_root else None
+    for line in run_demo(out, n_examples=args.n_examples, device=args.device, zoo_root=zoo_root):
+        print(line, flush=True)
+    interactive = sys.stdin.isatty() and not os.environ.get("CI")
+    if args.no_app or not interactive:
+        print(
+            f"(app not opened: {'--no-app' if args.no_app else 'not an interactive terminal'}; "
+            f"run `workbench app --runs {out}`)"
+        )
+        return 0
+    from workbench.app_launch import launch_app
+
+    print(f"opening the app on http://127.0.0.1:{args.port} (Ctrl-C to stop)", flush=True)
+    return launch_app(host="127.0.0.1", port=args.port, runs=out, zoo_root=zoo_root)
 
 
 def cmd_zoo(args: argparse.Namespace) -> int:
@@ -224,4 +237,9 @@ def cmd_zoo(args: argparse.Namespace) -> int:
 def cmd_app(args: argparse.Namespace) -> int:
     from workbench.app_launch import launch_app
 
-    return launch_app(host=args.host, port=args.port, runs=Path(args.runs))
+    return launch_app(
+        host=args.host,
+        port=args.port,
+        runs=Path(args.runs),
+        zoo_root=Path(args.zoo_root) if args.zoo_root else None,
+    )

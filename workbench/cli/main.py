@@ -125,8 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out", default="runs/demo", help="runs directory for the demo's store and results"
     )
-    p.add_argument("--n-examples", type=int, default=256)
+    p.add_argument("--n-examples", type=int, default=256, help="examples per model's dataset")
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--zoo-root", help="zoo cache (default $WORKBENCH_ZOO or ~/.cache/workbench/zoo)"
+    )
+    p.add_argument(
+        "--no-app", action="store_true", help="do not open the app at the end (headless)"
+    )
+    p.add_argument("--port", type=int, default=8501, help="port of the app opened at the end")
 
     p = sub.add_parser(
         "zoo",
@@ -158,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--runs", default="runs", help="directory of stores and results the app may read"
     )
+    p.add_argument("--zoo-root", help="zoo cache shown on the home page (default $WORKBENCH_ZOO)")
     return parser
 
 
