@@ -24,7 +24,9 @@ def is_causal_lm(handle: ModelHandle) -> bool:
     return handle.is_language_model and architecture.endswith("CausalLM")
 
 
-def _tokens(handle: ModelHandle, ids: torch.Tensor) -> list[str]:
+def _tokens(handle: ModelHandle, ids: torch.Tensor | None) -> list[str]:
+    if ids is None:
+        raise InputError("no token ids were captured (positions=None)")
     return [handle.tokenizer.decode([int(i)]) for i in ids]
 
 
@@ -65,8 +67,9 @@ def logit_lens(handle: ModelHandle, text: str) -> pd.DataFrame:
         )
     sites = expand_sites(handle.sites(), RESID)
     acts = capture(handle, sites, [text])
+    tokens = _tokens(handle, acts.token_ids)
     ids = acts.token_ids
-    tokens = _tokens(handle, ids)
+    assert ids is not None
     model = handle.model
     rows = []
     with torch.no_grad():
