@@ -114,8 +114,9 @@ class StoreWriter:
         )
 
     def _stop_flusher(self) -> None:
-        if self._flusher is not None:
-            self._flusher.shutdown(wait=True)
+        flusher = getattr(self, "_flusher", None)  # absent if __init__ failed early
+        if flusher is not None:
+            flusher.shutdown(wait=True)
             self._flusher = None
         self._flushes = []
 

@@ -90,7 +90,7 @@ def get_recipe(name: str) -> Recipe:
 def _load_recipes() -> None:
     import importlib
 
-    for module in ("workbench.zoo.recipes",):
+    for module in ("workbench.zoo.catalog",):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:
