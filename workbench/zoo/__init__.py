@@ -62,6 +62,18 @@ class Recipe:
         return got <= value if op == "<=" else got >= value
 
 
+def checkpoint_steps(total: int, every: int) -> list[int]:
+    """Pythia's checkpoint schedule: steps 0, 1, 2, 4, ..., 512 (powers of two, as Biderman
+    et al. 2023 publish them), then every `every` steps after 512, plus the final step `total`."""
+    steps = {0, total}
+    power = 1
+    while power <= min(512, total):
+        steps.add(power)
+        power *= 2
+    steps.update(s for s in range(every, total + 1, every) if s > 512)
+    return sorted(steps)
+
+
 _RECIPES: dict[str, Recipe] = {}
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from workbench.zoo import Recipe, register
+from workbench.zoo import Recipe, checkpoint_steps, register
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +48,6 @@ class LMConfig:
     data_seed: int = 0
     test_seed: int = 1
     model_seed: int = 0
-
-
-def checkpoint_steps(total: int, every: int) -> list[int]:
-    """0, 1, 2, 4, ..., 512 (as in Pythia), then every `every` steps after 512, plus `total`."""
-    steps = {0, total}
-    power = 1
-    while power <= min(512, total):
-        steps.add(power)
-        power *= 2
-    steps.update(s for s in range(every, total + 1, every) if s > 512)
-    return sorted(steps)
 
 
 def lr_at(step: int, cfg: LMConfig) -> float:

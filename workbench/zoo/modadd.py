@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from workbench.zoo import Recipe, register
+from workbench.zoo import Recipe, checkpoint_steps, register
 
 P = 53
 TRAIN_FRACTION = 0.4
@@ -45,17 +45,6 @@ DECAY_STEPS = 500
 STEPS = 1500
 LINEAR_EVERY = 100
 QUICK_STEPS = 60
-
-
-def checkpoint_steps(total: int, every: int = LINEAR_EVERY) -> list[int]:
-    """0, 1, 2, 4, ..., 512 (powers of two), then every `every` steps after 512, plus `total`."""
-    steps = {0, total}
-    power = 1
-    while power <= min(512, total):
-        steps.add(power)
-        power *= 2
-    steps.update(s for s in range(every, total + 1, every) if s > 512)
-    return sorted(steps)
 
 
 def _data(p: int, train_fraction: float, tokenizer) -> dict[str, torch.Tensor]:
@@ -188,7 +177,7 @@ def _train(folder, quick, p, train_fraction, steps, lr, weight_decay, started):
         return warm * max(0.1, min(1.0, (total - step) / decay)) if decay else warm
 
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
-    saves = set(checkpoint_steps(total))
+    saves = set(checkpoint_steps(total, LINEAR_EVERY))
     curve: list[dict[str, float]] = []
     x, y = data["train_x"], data["train_y"]
     for step in range(total + 1):

@@ -20,14 +20,14 @@ def test_checkpoint_schedule_is_log_then_linear():
     steps = modadd.checkpoint_steps(1000, 100)
     assert steps[:5] == [0, 1, 2, 4, 8] and 512 in steps
     assert [s for s in steps if s > 512] == [600, 700, 800, 900, 1000]
-    assert modadd.checkpoint_steps(60) == [0, 1, 2, 4, 8, 16, 32, 60]
+    assert modadd.checkpoint_steps(60, modadd.LINEAR_EVERY) == [0, 1, 2, 4, 8, 16, 32, 60]
 
 
 def test_quick_build_writes_a_complete_series(quick_folder):
     meta = json.loads((quick_folder / "zoo.json").read_text())
     assert meta["complete"] and meta["quick"] and meta["kind"] == "causal-lm"
     assert meta["metric"] == "test_accuracy"
-    steps = modadd.checkpoint_steps(modadd.QUICK_STEPS)
+    steps = modadd.checkpoint_steps(modadd.QUICK_STEPS, modadd.LINEAR_EVERY)
     assert meta["checkpoints"] == sorted(f"step{s}" for s in steps)
     for name in meta["checkpoints"]:
         assert (quick_folder / name / "config.json").is_file()
