@@ -1,16 +1,21 @@
-"""Discovery of analyses through the `workbench.analyses` entry-point group.
+"""Discovery of analyses.
 
-An analysis module exposes an `Analysis` object; `pyproject.toml` names it:
+Built-in analyses are the modules of the `analyses` and `probes` packages that expose an
+`ANALYSIS` object (or a list `ANALYSES`); a module is found by being there, so adding an
+analysis touches no shared file. A third-party package adds one through the
+`workbench.analyses` entry-point group, which names an `Analysis` (or a list of them):
 
     [project.entry-points."workbench.analyses"]
-    activation-stats = "analyses.activation_stats:ANALYSIS"
+    my-analysis = "my_package.my_module:ANALYSIS"
 
-The CLI, the batch runner and the app all find analyses here; a third party adds one the same way.
+The CLI, the batch runner and the app all find analyses here.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -73,14 +78,35 @@ def _convert(key: str, text: str, default: Any) -> Any:
     return text
 
 
+BUILTIN_PACKAGES = ("analyses", "probes")
+
+
+def _builtin() -> list[tuple[str, Any]]:
+    """(module name, ANALYSIS or ANALYSES) of every module in the built-in packages."""
+    found = []
+    for package_name in BUILTIN_PACKAGES:
+        package = importlib.import_module(package_name)
+        for info in pkgutil.iter_modules(package.__path__):
+            if info.name.startswith("_"):
+                continue
+            module = importlib.import_module(f"{package_name}.{info.name}")
+            for attr in ("ANALYSIS", "ANALYSES"):
+                if hasattr(module, attr):
+                    found.append((module.__name__, getattr(module, attr)))
+    return found
+
+
 def analyses() -> dict[str, Analysis]:
-    """Every installed analysis by name."""
+    """Every installed analysis by name: the built-in packages, then entry points."""
     found: dict[str, Analysis] = {}
-    for ep in entry_points(group=GROUP):
-        analysis = ep.load()
-        if not isinstance(analysis, Analysis):
-            raise InputError(f"entry point {ep.name!r} ({ep.value}) is not a workbench Analysis")
-        found[analysis.name] = analysis
+    plugins = [
+        (f"entry point {ep.name!r} ({ep.value})", ep.load()) for ep in entry_points(group=GROUP)
+    ]
+    for origin, obj in [*_builtin(), *plugins]:
+        for analysis in obj if isinstance(obj, (list, tuple)) else [obj]:
+            if not isinstance(analysis, Analysis):
+                raise InputError(f"{origin} does not give a workbench Analysis")
+            found[analysis.name] = analysis
     return dict(sorted(found.items()))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,8 @@ class Source:
 
     Either a store and a site (rows read memory-mapped, on demand) or in-memory arrays:
     `acts` (n, d), optional `acts_b` (n, d_b), `labels` (n,), `weights` (classes, d).
+    A comparison reads its second matrix from `acts_b` or from `store_b`/`site_b`; labels come
+    from `labels` or, for a store, from the row or example label named `label`.
     """
 
     acts: np.ndarray | None = None
@@ -60,20 +63,43 @@ class Source:
     weights: np.ndarray | None = None
     store: Any = None  # workbench.store.ActivationStore
     site: str | None = None
+    store_b: Any = None
+    site_b: str | None = None
+    label: str | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_store(cls, store: Any, site: str) -> Source:
-        if site not in store.sites:
-            from workbench.errors import UnknownSiteError, closest
-
-            raise UnknownSiteError(
-                f"store has no site {site!r}; closest: {', '.join(closest(site, store.sites))}"
-            )
+    def from_store(
+        cls,
+        store: Any,
+        site: str,
+        label: str | None = None,
+        store_b: Any = None,
+        site_b: str | None = None,
+    ) -> Source:
+        """A store site; optionally a label name and a second store/site to compare with
+        (`site_b` defaults to `site`, `store_b` to `store`)."""
+        _check_site(store, site)
+        provenance: dict[str, Any] = {"store": str(store.path), "site": site, "spec": store.spec}
+        if store_b is not None or site_b is not None:
+            store_b = store if store_b is None else store_b
+            site_b = site if site_b is None else site_b
+            _check_site(store_b, site_b)
+            provenance.update(store_b=str(store_b.path), site_b=site_b, spec_b=store_b.spec)
+        if label is not None:
+            names = [*store.manifest["row_labels"], *store.manifest["example_labels"]]
+            if label not in names:
+                raise InputError(
+                    f"store has no label {label!r}; valid: {', '.join(names) or 'none'}"
+                )
+            provenance["label"] = label
         return cls(
             store=store,
             site=site,
-            provenance={"store": str(store.path), "site": site, "spec": store.spec},
+            store_b=store_b,
+            site_b=site_b,
+            label=label,
+            provenance=provenance,
         )
 
     def matrix(self) -> np.ndarray:
@@ -84,10 +110,67 @@ class Source:
             acts = self.store.read(self.site)
         else:
             raise InputError("no activations given: pass --acts FILE or --store DIR --site SITE")
-        if acts.ndim == 1:
-            acts = acts[:, None]
-        if acts.ndim > 2:
-            acts = acts.reshape(acts.shape[0], -1)
-        if not np.issubdtype(acts.dtype, np.floating):
-            acts = acts.astype(np.float64)
-        return acts
+        return _as_rows(acts)
+
+    def matrix_b(self) -> np.ndarray:
+        """The second activation matrix (n, d_b) of a comparison."""
+        if self.acts_b is not None:
+            return _as_rows(np.asarray(self.acts_b))
+        if self.store_b is not None and self.site_b is not None:
+            return _as_rows(self.store_b.read(self.site_b))
+        raise InputError(
+            "this analysis compares two representations: pass --acts-b FILE, or --store-b DIR "
+            "and/or --site-b SITE"
+        )
+
+    def label_array(self) -> np.ndarray:
+        """(n,) labels of the rows: the given array, or the store's row label `label`, or its
+        example label `label` broadcast to rows through `example_index`."""
+        if self.labels is not None:
+            labels = np.asarray(self.labels)
+            return labels.reshape(-1) if labels.ndim == 2 and 1 in labels.shape else labels
+        if self.store is not None and self.label is not None:
+            rows = self.store.row_labels()
+            if self.label in rows:
+                return np.asarray(rows[self.label])
+            return np.asarray(self.store.example_labels()[self.label])[self.store.example_index()]
+        raise InputError(
+            "this analysis needs labels: pass --labels FILE, or --label NAME with --store"
+        )
+
+    def groups(self) -> np.ndarray | None:
+        """(n,) example index of each row (rows of one example belong together when splitting
+        into train and test), or None for arrays without that information."""
+        if self.store is not None:
+            return np.asarray(self.store.example_index())
+        return None
+
+    def iter_rows(self, batch_size: int = 65536) -> Iterator[np.ndarray]:
+        """The activations as consecutive (<= batch_size, d) float batches, in row order; from a
+        store they are read chunk by chunk, so memory does not grow with the number of rows."""
+        if self.acts is None and self.store is not None and self.site is not None:
+            for batch in self.store.iter_batches(self.site, batch_size):
+                yield _as_rows(batch)
+            return
+        acts = self.matrix()
+        for start in range(0, len(acts), batch_size):
+            yield acts[start : start + batch_size]
+
+
+def _as_rows(acts: np.ndarray) -> np.ndarray:
+    if acts.ndim == 1:
+        acts = acts[:, None]
+    if acts.ndim > 2:
+        acts = acts.reshape(acts.shape[0], -1)
+    if not np.issubdtype(acts.dtype, np.floating):
+        acts = acts.astype(np.float64)
+    return acts
+
+
+def _check_site(store: Any, site: str) -> None:
+    if site not in store.sites:
+        from workbench.errors import UnknownSiteError, closest
+
+        raise UnknownSiteError(
+            f"store has no site {site!r}; closest: {', '.join(closest(site, store.sites))}"
+        )

@@ -166,8 +166,13 @@ def _sources(args: argparse.Namespace) -> list[Any]:
         from workbench.store import ActivationStore
 
         store = ActivationStore(args.store)
+        store_b = ActivationStore(args.store_b) if args.store_b else None
         sites = [args.site] if args.site else store.sites
-        return [Source.from_store(store, site) for site in sites]
+        return [Source.from_store(store, site, args.label, store_b, args.site_b) for site in sites]
+    if args.store_b or args.site_b or args.label:
+        raise InputError(
+            "--store-b, --site-b and --label go with --store; with arrays use --acts-b and --labels"
+        )
     if not args.acts:
         raise InputError("no input: pass --store DIR [--site SITE] or --acts FILE")
     source = Source(acts=load_array(args.acts), provenance={"acts": args.acts})
