@@ -4,11 +4,16 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
 
 from workbench.errors import WorkbenchError
+
+# Verbs that live in their own module: each has `add_parser(subparsers)`, which adds one
+# subcommand and sets `run=<function(args) -> int>` as its default (imports stay lazy inside).
+COMMAND_MODULES: list[str] = []
 
 
 def _model_args(parser: argparse.ArgumentParser) -> None:
@@ -169,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--runs", default="runs", help="directory of stores and results the app may read"
     )
     p.add_argument("--zoo-root", help="zoo cache shown on the home page (default $WORKBENCH_ZOO)")
+
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).add_parser(sub)
     return parser
 
 
@@ -181,7 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from workbench.cli import commands
 
     try:
-        return int(getattr(commands, f"cmd_{args.command}")(args) or 0)
+        run = getattr(args, "run", None) or getattr(commands, f"cmd_{args.command}")
+        return int(run(args) or 0)
     except WorkbenchError as exc:
         print(f"workbench {args.command}: error: {exc}", file=sys.stderr)
         return 2
