@@ -13,8 +13,17 @@ from workbench.errors import InputError
 
 
 def _load(args: argparse.Namespace, spec: str):
+    """Load MODEL: a zoo name (`toy-lm`, `toy-lm@STEP`, built on demand) when it is not a path,
+    else anything `load_model` accepts."""
     from workbench.models import load_model
+    from workbench.zoo import load_series, recipes
 
+    name, _, step = spec.partition("@")
+    if name in recipes() and not Path(name).exists():
+        series = load_series(name, getattr(args, "zoo_root", None))
+        return series.load(
+            series.resolve_step(step or "last"), device=args.device, dtype=args.dtype
+        )
     return load_model(
         spec,
         device=args.device,

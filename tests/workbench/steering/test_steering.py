@@ -10,7 +10,6 @@ import torch
 
 from workbench.capture import capture
 from workbench.errors import InputError, UnknownSiteError
-from workbench.models import load_model
 from workbench.steering import SteeringVector, extract, generate, measure, steer
 from workbench.steering.apply import SteeringEdit
 
@@ -27,7 +26,11 @@ def test_vector_round_trip_and_control(tmp_path):
     path = v.save(tmp_path / "v")
     back = SteeringVector.load(path)
     assert torch.equal(back.vector, v.vector)
-    assert (back.site, back.method, back.provenance) == ("s", "mean-diff", {"model": "m", "step": 3})
+    assert (back.site, back.method, back.provenance) == (
+        "s",
+        "mean-diff",
+        {"model": "m", "step": 3},
+    )
     control = v.random_control(seed=1)
     assert control.norm == pytest.approx(v.norm, rel=1e-6)
     assert abs(float(control.unit() @ v.unit())) < 0.99
@@ -190,12 +193,15 @@ def test_from_store_matches_in_memory(tmp_path):
 
 
 def test_bad_site_and_width(neox):
-    with pytest.raises(UnknownSiteError, match="no site 'blocks.9.hook_resid_pre'"):
-        with steer(neox, _vec(site="blocks.9.hook_resid_pre"), 1.0):
-            pass
-    with pytest.raises(InputError, match="width 5 but site"):
-        with steer(neox, SteeringVector(torch.ones(5), SITE, "t"), 1.0):
-            neox.run(neox.prepare(PROMPTS))
+    missing = _vec(site="blocks.9.hook_resid_pre")
+    with (
+        pytest.raises(UnknownSiteError, match="no site 'blocks.9.hook_resid_pre'"),
+        steer(neox, missing, 1.0),
+    ):
+        pass
+    narrow = SteeringVector(torch.ones(5), SITE, "t")
+    with pytest.raises(InputError, match="width 5 but site"), steer(neox, narrow, 1.0):
+        neox.run(neox.prepare(PROMPTS))
     with pytest.raises(InputError, match="needs the prompt"):
         SteeringEdit(_vec(), torch.tensor(1.0), where="after")
     with pytest.raises(InputError, match="where='middle'; valid"):

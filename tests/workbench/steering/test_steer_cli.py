@@ -1,0 +1,71 @@
+"""`workbench steer extract|apply|sweep` on a small GPT-NeoX folder and a plain-module zoo model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from workbench.cli.main import main
+
+SITE = "blocks.1.hook_resid_pre"
+
+
+def _run(capsys, argv):
+    code = main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_extract_apply_sweep(neox_dir, tmp_path, capsys):
+    vecs = tmp_path / "vecs"
+    code, out, err = _run(capsys, [
+        "steer", "extract", "--model", str(neox_dir), "--sites", "blocks.*.hook_resid_pre",
+        "--positive", "the cat sat", "--positive", "a cat ran",
+        "--negative", "the dog sat", "--negative", "a dog ran", "--read", "mean", "--out", str(vecs),
+        "--device", "cpu",
+    ])  # fmt: skip
+    assert code == 0, err
+    files = sorted(vecs.glob("*.safetensors"))
+    assert len(files) == 4 and (vecs / f"{SITE}.json").is_file()
+
+    code, out, err = _run(capsys, [
+        "steer", "apply", "--model", str(neox_dir), "--vector", str(vecs / f"{SITE}.safetensors"),
+        "--coeff", "0", "--prompt", "the cat", "--max-new-tokens", "4", "--json", "--device", "cpu",
+    ])  # fmt: skip
+    assert code == 0, err
+    payload = json.loads(out)
+    row = payload["generations"][0]
+    assert row["steered"] == row["unsteered"]  # coefficient 0 changes nothing
+    assert payload["settings"]["site"] == SITE
+
+    code, out, err = _run(capsys, [
+        "steer", "sweep", "--model", str(neox_dir), "--vectors", str(vecs), "--coeffs", "0,4",
+        "--prompt", "the", "--prompt", "a", "--target", "cat", "--opposite", "dog",
+        "--controls", "1", "--max-new-tokens", "2", "--out", str(tmp_path / "sweep"), "--json",
+        "--device", "cpu",
+    ])  # fmt: skip
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["analysis"] == "steering-sweep"
+    assert set(result["effect_at_max_coeff"]) == {f"blocks.{i}.hook_resid_pre" for i in range(4)}
+    assert (tmp_path / "sweep" / "result.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "argv,match",
+    [
+        (["--positive", "a"], "give both sets"),
+        (["--dataset", "grammar-lm", "--label", "colour", "--positive-value", "1"], "no example label 'colour'"),
+        (["--dataset", "grammar-lm", "--label", "sentiment"], "needs --label and --positive-value"),
+    ],
+)  # fmt: skip
+def test_extract_bad_input(neox_dir, tmp_path, capsys, argv, match):
+    base = ["steer", "extract", "--model", str(neox_dir), "--sites", SITE, "--out", str(tmp_path)]
+    code, _, err = _run(capsys, [*base, *argv, "--device", "cpu"])
+    assert code == 2 and match in err
+
+
+def test_sweep_needs_vectors(neox_dir, capsys):
+    code, _, err = _run(capsys, ["steer", "sweep", "--model", str(neox_dir), "--device", "cpu"])
+    assert code == 2 and "no vectors" in err
