@@ -5,6 +5,8 @@
    on offline English, into stores under `<out>/stores/`;
 3. runs every registered analysis that needs only activations on every stored site and saves
    the results under `<out>/results/<analysis>/<store>/<site>/`;
+   sweeps toy-lm's positive-sentiment steering direction (sites x coefficients, with a random
+   control) into `<out>/results/steering-sweep/` and its vectors into `<out>/vectors/`;
 4. returns a short summary; the CLI then opens the app (unless `--no-app`, or not interactive).
 
 Every step reuses finished work: stores are resumable and complete ones are kept, results are
@@ -89,8 +91,38 @@ def run_demo(
             f"store {spec.store:<12} {store.n_rows:>7} rows x {len(store.sites)} sites; "
             f"{done} results"
         )
+        if spec.store == "toy-lm":
+            lines.append(_steering(handle, out))
     lines.append(f"results and stores: {out}; browse them with `workbench app --runs {out}`")
     return lines
+
+
+def _steering(handle: ModelHandle, out: Path) -> str:
+    """Sweep toy-lm's positive-sentiment direction over every block x 5 coefficients with a
+    random control; saves the result and the vectors under `out` (kept if already there)."""
+    from workbench.results import Result
+    from workbench.steering.recipes import lm_sweep
+
+    target = out / "results" / "steering-sweep" / "toy-lm" / "positive-sentiment"
+    try:
+        result = Result.load(target)
+    except Exception:  # missing or unreadable: (re)compute
+        from workbench.sites import expand_sites
+
+        sites = expand_sites(handle.sites(), "blocks.*.hook_resid_pre")
+        result, vectors = lm_sweep(
+            handle, sites, "sentiment", 1, n_prompts=12, controls=1, max_new_tokens=6
+        )
+        for site, vector in vectors.items():
+            vector.save(out / "vectors" / "toy-lm" / "positive-sentiment" / f"{site}.safetensors")
+        result.save(target)
+    best = result.headline["best_site"]
+    effect = result.headline["effect_at_max_coeff"][best]
+    return (
+        f"steering toy-lm positive sentiment: best site {best}, target-minus-opposite mass "
+        f"{effect['concept']:+.3f} at the largest coefficient (random direction: "
+        f"{effect['control']:+.3f})"
+    )
 
 
 def _analyse(store, out: Path, store_name: str) -> int:
