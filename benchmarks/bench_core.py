@@ -549,9 +549,10 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def write_results(mode: str, body: str) -> None:
-    """Replace (or append) this mode's section of RESULTS.md, between its markers."""
-    begin, end = f"<!-- bench_core:{mode}:begin -->", f"<!-- bench_core:{mode}:end -->"
+def write_results(mode: str, body: str, bench: str = "bench_core") -> None:
+    """Replace (or append) this benchmark's and mode's section of RESULTS.md, between its
+    markers."""
+    begin, end = f"<!-- {bench}:{mode}:begin -->", f"<!-- {bench}:{mode}:end -->"
     section = f"{begin}\n{body}\n{end}"
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
     pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)

@@ -80,39 +80,47 @@ class SteeringEdit:
             self.positions = _Positions()
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        v = self.vector.vector.to(device=x.device, dtype=x.dtype)
-        if v.shape[-1] != x.shape[-1]:
-            raise InputError(
-                f"steering vector has width {v.shape[-1]} but site {self.vector.site!r} has "
-                f"width {x.shape[-1]} (output shape {tuple(x.shape)})"
-            )
-        coeff = self.coeff.to(device=x.device, dtype=x.dtype)
-        if coeff.ndim == 1:
-            if coeff.shape[0] != x.shape[0]:
-                raise InputError(f"{coeff.shape[0]} coefficients for a batch of {x.shape[0]} rows")
-            coeff = coeff.reshape(-1, *([1] * (x.ndim - 1)))
+        v, u = self._vectors(x)
+        coeff: torch.Tensor | float = (
+            float(self.coeff) if self.coeff.ndim == 0 else self._row_coeff(x)
+        )
         if self.mode == "add" and v.ndim == 2:
             return x + coeff * self._front_tensor(v, x)
-        u = v / v.norm()
+        mask = self._mask(x)
+        if mask is None:  # no position of this call is steered (the prompt, under "after")
+            return x
         if self.mode == "add":
-            step = u * self.scale if self.scale is not None else v
-            delta = coeff * step
+            delta = coeff * (u * self.scale if self.scale is not None else v)
         else:
             along = x @ u
             if self.mode == "project-out":
                 delta = -along[..., None] * u
             else:  # cap
-                capped = torch.minimum(along, coeff.squeeze(-1).expand_as(along))
-                delta = (capped - along)[..., None] * u
-        return x + delta * self._mask(x)
+                limit = coeff if isinstance(coeff, float) else coeff.squeeze(-1)
+                delta = (torch.clamp(along, max=limit) - along)[..., None] * u
+        return x + delta if isinstance(mask, float) else x + delta * mask
 
-    def _positions_of(self, x: torch.Tensor) -> torch.Tensor:
-        """(pos,) absolute positions of this call's sequence axis."""
-        assert self.positions is not None
-        start = self.positions.start(int(x.shape[1]))
-        return torch.arange(start, start + x.shape[1], device=x.device)
+    def _vectors(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The vector and its unit direction on x's device and dtype (converted once)."""
+        key = (x.device, x.dtype)
+        if getattr(self, "_cache_key", None) != key:
+            v = self.vector.vector.to(device=x.device, dtype=x.dtype)
+            if v.shape[-1] != x.shape[-1]:
+                raise InputError(
+                    f"steering vector has width {v.shape[-1]} but site {self.vector.site!r} "
+                    f"has width {x.shape[-1]} (output shape {tuple(x.shape)})"
+                )
+            self._cache = (v, v / v.norm() if v.ndim == 1 else v)
+            self._cache_key = key
+        return self._cache
 
-    def _mask(self, x: torch.Tensor) -> torch.Tensor | float:
+    def _row_coeff(self, x: torch.Tensor) -> torch.Tensor:
+        if self.coeff.shape[0] != x.shape[0]:
+            raise InputError(f"{self.coeff.shape[0]} coefficients for a batch of {x.shape[0]} rows")
+        return self.coeff.to(device=x.device, dtype=x.dtype).reshape(-1, *([1] * (x.ndim - 1)))
+
+    def _mask(self, x: torch.Tensor) -> torch.Tensor | float | None:
+        """1.0 (every position), None (no position) or a (batch|1, pos, 1) 0/1 tensor."""
         if self.where == "all":
             return 1.0
         if x.ndim < 3:
@@ -120,12 +128,26 @@ class SteeringEdit:
                 f"where={self.where!r} needs a sequence site; {self.vector.site!r} has output "
                 f"shape {tuple(x.shape)} (use where='all')"
             )
-        pos = self._positions_of(x)
+        assert self.positions is not None
+        length = int(x.shape[1])
+        start = self.positions.start(length)
         if self.where == "after":
             assert self.prompt_length is not None
+            if start >= self.prompt_length:
+                return 1.0
+            if start + length <= self.prompt_length:
+                return None
+            pos = torch.arange(start, start + length, device=x.device)
             return (pos >= self.prompt_length).to(x.dtype)[None, :, None]
+        pos = torch.arange(start, start + length, device=x.device)
         first = self._pad(x)[:, None]  # front with a (d,) vector: the first real token
         return (pos[None, :] == first).to(x.dtype)[..., None]
+
+    def _positions_of(self, x: torch.Tensor) -> torch.Tensor:
+        """(pos,) absolute positions of this call's sequence axis."""
+        assert self.positions is not None
+        start = self.positions.start(int(x.shape[1]))
+        return torch.arange(start, start + x.shape[1], device=x.device)
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
         if self.pad is None:
