@@ -201,3 +201,9 @@ def from_array(
     return SteeringVector(
         torch.as_tensor(np.asarray(vector, dtype=np.float32)), site, method, provenance
     )
+
+
+def typical_norm(handle: ModelHandle, inputs: Any, site: str) -> float:
+    """Mean L2 norm of the site's activations over every real token of `inputs` (every row of a
+    plain module): pass it as `scale` to `steer` so coefficients count in units of it."""
+    return float(read_site(handle, inputs, site, "all").norm(dim=-1).mean())

@@ -163,6 +163,12 @@ def test_extract_mean_difference_and_pca(neox):
         extract.read_site(neox, pos, SITE, "middle")
 
 
+def test_typical_norm(neox):
+    rows = capture(neox, SITE, PROMPTS, positions="all")[SITE]
+    expected = float(rows.norm(dim=-1).mean())
+    assert extract.typical_norm(neox, PROMPTS, SITE) == pytest.approx(expected, rel=1e-6)
+
+
 def test_pca_of_planted_differences_recovers_direction(mlp):
     handle = mlp
     gen = torch.Generator().manual_seed(0)
