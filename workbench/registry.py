@@ -34,7 +34,9 @@ class Analysis:
         name: CLI name.
         params: frozen dataclass of settings (defaults = the documented conventions).
         run: pure function `(source, params) -> Result`; `source` is a `Source`.
-        inputs: which inputs it reads: "acts", "acts_b", "labels", "weights".
+        inputs: which inputs it reads: "acts", "acts_b", "labels", "weights"; an analysis whose
+            `acts` is something else (a trajectory table for `massive-fit`) names that too, so
+            that the demo, which runs analyses whose inputs are exactly ("acts",), skips it.
         summary: one line for `--help` and the app.
     """
 

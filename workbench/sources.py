@@ -13,8 +13,9 @@ from workbench.errors import InputError
 
 
 def load_array(path: str | Path) -> np.ndarray:
-    """Read a `.npy` (never unpickling) or a one-tensor `.safetensors` file (`file:key` picks a
-    tensor out of several)."""
+    """Read a `.npy` (never unpickling), a one-tensor `.safetensors` file (`file:key` picks a
+    tensor out of several), or a `.csv`/`.parquet` table of numeric columns (in their order, e.g.
+    `step,value[,layer]` for `massive-fit`)."""
     text = str(path)
     key = None
     if ".safetensors:" in text:
@@ -42,8 +43,18 @@ def load_array(path: str | Path) -> np.ndarray:
         if key not in tensors:
             raise InputError(f"no tensor {key!r} in {text!r}; valid: {', '.join(sorted(tensors))}")
         return tensors[key]
+    if path.suffix in (".csv", ".parquet"):
+        import pandas as pd
+
+        frame = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+        numeric = frame.select_dtypes("number")
+        if numeric.shape[1] != frame.shape[1]:
+            bad = [c for c in frame.columns if c not in numeric.columns]
+            raise InputError(f"{text!r} has non-numeric columns {bad}; only numbers can be read")
+        return numeric.to_numpy(dtype=np.float64)
     raise InputError(
-        f"unknown array format {path.suffix!r} for {text!r}; valid: .npy, .safetensors"
+        f"unknown array format {path.suffix!r} for {text!r}; valid: .npy, .safetensors, "
+        ".csv, .parquet (numeric columns, in their order)"
     )
 
 

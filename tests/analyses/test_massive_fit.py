@@ -117,3 +117,22 @@ def test_cli_json_and_refusal(tmp_path, capsys):
     np.save(tmp_path / "short.npy", np.stack([STEPS[:3], y[:3]], axis=1))
     assert main(["analyze", "massive-fit", "--acts", str(tmp_path / "short.npy")]) == 2
     assert "3 checkpoints for a 5-parameter curve" in capsys.readouterr().err
+
+
+def test_cli_reads_a_csv_trajectory(tmp_path, capsys):
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from workbench.cli.main import main
+
+    steps = np.array([0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000, 2000, 4000], float)
+    x = 0.01 * steps + 1.5
+    values = 3 * np.exp(-0.5 * x) * np.log(x) + 1
+    pd.DataFrame({"step": steps, "value": values}).to_csv(tmp_path / "t.csv", index=False)
+    assert main(["analyze", "massive-fit", "--acts", str(tmp_path / "t.csv"), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    x_peak = payload["peak_step"] * 0.01 + 1.5
+    assert payload["r2"] > 0.999
+    assert 0.5 * x_peak * np.log(x_peak) == pytest.approx(1.0, rel=1e-3)  # 1 = lambda x log x

@@ -58,3 +58,21 @@ def test_iter_rows_streams_in_order(store):
     assert np.array_equal(np.concatenate(batches), store.read("b"))
     arrays = Source(acts=np.arange(10.0).reshape(5, 2))
     assert np.array_equal(np.concatenate(list(arrays.iter_rows(2))), arrays.matrix())
+
+
+def test_tables_load_as_numeric_arrays(tmp_path):
+    import pandas as pd
+
+    from workbench.sources import load_array
+
+    frame = pd.DataFrame({"step": [0, 1, 2], "value": [1.5, 2.5, 3.5]})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    frame.to_parquet(tmp_path / "t.parquet")
+    for name in ("t.csv", "t.parquet"):
+        assert np.array_equal(load_array(tmp_path / name), frame.to_numpy(dtype=float))
+    frame.assign(note="x").to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(InputError, match=r"non-numeric columns \['note'\]"):
+        load_array(tmp_path / "bad.csv")
+    (tmp_path / "t.txt").write_text("1,2")
+    with pytest.raises(InputError, match="valid: .npy, .safetensors, .csv, .parquet"):
+        load_array(tmp_path / "t.txt")
