@@ -7,6 +7,7 @@
    the results under `<out>/results/<analysis>/<store>/<site>/`;
    sweeps toy-lm's positive-sentiment steering direction (sites x coefficients, with a random
    control) into `<out>/results/steering-sweep/` and its vectors into `<out>/vectors/`;
+   tracks toy-lm's massive activations over its checkpoints into `<out>/massive/toy-lm/`;
 4. returns a short summary; the CLI then opens the app (unless `--no-app`, or not interactive).
 
 Every step reuses finished work: stores are resumable and complete ones are kept, results are
@@ -93,8 +94,22 @@ def run_demo(
         )
         if spec.store == "toy-lm":
             lines.append(_steering(handle, out))
+            lines.append(_massive_tracking(out, zoo_root))
     lines.append(f"results and stores: {out}; browse them with `workbench app --runs {out}`")
     return lines
+
+
+def _massive_tracking(out: Path, zoo_root: Path | None) -> str:
+    """Track toy-lm's massive activations over its checkpoints and ablate them at its last one
+    (`analyses.massive_track`), into `<out>/massive/toy-lm` (kept if already there)."""
+    from analyses.massive_track import run_job
+    from workbench import zoo
+
+    folder = out / "massive" / "toy-lm"
+    if not (folder / "trajectory.parquet").is_file():
+        texts = [e.text for e in load_dataset("grammar-lm", 16)]
+        run_job(zoo.load_series("toy-lm", zoo_root), texts, folder)
+    return f"massive activations of toy-lm over its checkpoints: {folder}"
 
 
 def _steering(handle: ModelHandle, out: Path) -> str:
