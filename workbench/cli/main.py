@@ -13,7 +13,10 @@ from workbench.errors import WorkbenchError
 
 # Verbs that live in their own module: each has `add_parser(subparsers)`, which adds one
 # subcommand and sets `run=<function(args) -> int>` as its default (imports stay lazy inside).
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = [
+    "workbench.cli.sae",
+    "workbench.cli.steer",
+]
 
 
 def _model_args(parser: argparse.ArgumentParser) -> None:

@@ -1,0 +1,182 @@
+"""SAE feature page: pick a feature report under the runs directory (written by `workbench sae
+features --out RUNS/...`), then a latent: its density, activation histogram, top and
+quantile-sampled contexts with per-token shading, output tokens, and agreement with the
+store's labels. The SAE's training log (if beside it) is drawn as a curve.
+
+Thin: reads through `workbench.sae`; heavy work (training, the feature pass) is done by the CLI
+beforehand. View state (report, latent) lives in the URL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from workbench.runsdir import inside_runs, runs_root
+from workbench.sae import load_sae, read_log
+from workbench.sae.features import latent_report, load_feature_stats, shade, store_unembedding
+from workbench.store import ActivationStore
+
+st.set_page_config(page_title="Workbench: SAE features", layout="wide")
+root = runs_root()
+st.title("SAE features")
+
+
+def _relative(path: str) -> Path | None:
+    """`path` if it lies inside the runs directory, else None (the app reads nothing else)."""
+    try:
+        return inside_runs(str(Path(path).resolve().relative_to(root)), root)
+    except ValueError:
+        return None
+
+
+@st.cache_data(show_spinner=False)
+def reports(root_dir: str) -> list[str]:
+    return sorted(
+        str(p.parent.relative_to(root_dir)) for p in Path(root_dir).glob("**/features.json")
+    )
+
+
+@st.cache_resource(show_spinner="loading the SAE...")
+def sae_at(path: str):
+    return load_sae(path)
+
+
+@st.cache_resource(show_spinner="loading the unembedding...")
+def unembedding(store_path: str):
+    return store_unembedding(ActivationStore(store_path))
+
+
+@st.cache_data(show_spinner="reading the latent...")
+def report_for(sae_path: str, store_path: str, site: str, latent: int) -> dict:
+    sae, _ = sae_at(sae_path)
+    store = ActivationStore(store_path)
+    return latent_report(sae, store, site, latent, w_u=unembedding(store_path))
+
+
+found = reports(str(root))
+if not found:
+    st.info(
+        f"No SAE feature reports under `{root}`. Train and describe one, e.g. `workbench sae "
+        f"train --store {root}/stores/toy-lm --site blocks.3.hook_resid_post --d-sae 512 --k 16 "
+        f"--out {root}/sae/toy` then `workbench sae features --sae {root}/sae/toy --store "
+        f"{root}/stores/toy-lm --out {root}/sae/toy/features`."
+    )
+    st.stop()
+wanted = st.query_params.get("features", found[0])
+choice = st.selectbox("Feature report", found, index=found.index(wanted) if wanted in found else 0)
+st.query_params["features"] = choice
+directory = inside_runs(choice, root)
+stats, meta = load_feature_stats(directory)
+sae_dir, store_dir = _relative(meta["sae"]), _relative(meta["store"])
+if sae_dir is None or store_dir is None:
+    st.error(
+        "This report names an SAE or a store outside the runs directory; the app reads only "
+        "inside it."
+    )
+    st.stop()
+site = meta["site"]
+st.caption(
+    f"SAE `{sae_dir.relative_to(root)}` on `{store_dir.relative_to(root)}`, site `{site}`, "
+    f"{stats.n_rows} rows"
+)
+
+log = read_log(sae_dir)
+steps = pd.DataFrame([r for r in log if r.get("event") == "step"])
+left, right = st.columns(2)
+with left:
+    counts, edges, n_dead = stats.histogram()
+    centers = (edges[:-1] + edges[1:]) / 2
+    fig = px.bar(
+        x=centers,
+        y=counts,
+        labels={"x": "log10 density", "y": "latents"},
+        title=f"Feature density ({n_dead} dead of {len(stats.density)})",
+    )
+    st.plotly_chart(fig)
+with right:
+    if not steps.empty:
+        y = [c for c in ("batch_explained_variance", "dead_fraction") if c in steps]
+        fig = px.line(steps, x="tokens", y=y, title="Training progress (train_log.jsonl)")
+        st.plotly_chart(fig)
+
+best = pd.DataFrame(stats.best_latents())
+if not best.empty:
+    st.subheader("Best-matching latent per label value (F1)")
+    st.dataframe(best, hide_index=True)
+default = int(best["latent"].iloc[0]) if not best.empty else int(np.argmax(stats.density))
+try:
+    start = int(st.query_params.get("latent", default))
+except ValueError:
+    start = default
+latent = int(
+    st.number_input("Latent", 0, len(stats.density) - 1, min(max(start, 0), len(stats.density) - 1))
+)
+st.query_params["latent"] = str(latent)
+
+report = report_for(str(sae_dir), str(store_dir), site, latent)
+st.subheader(f"Latent {latent}")
+a, b, c = st.columns(3)
+a.metric("density", f"{report['density']:.3%}")
+b.metric("max activation", f"{report['max_act']:.3f}")
+c.metric("mean when active", f"{report['mean_act']:.3f}")
+left, right = st.columns(2)
+with left:
+    hist_counts, hist_edges = report["histogram"]
+    fig = px.bar(
+        x=np.array(hist_edges[:-1]),
+        y=hist_counts,
+        labels={"x": "activation", "y": "rows"},
+        title="Activation histogram (active rows)",
+    )
+    st.plotly_chart(fig)
+with right:
+    rows = [
+        {
+            "label": f"{name}={int(v)}",
+            "precision": float(ls.precision[latent, i]),
+            "recall": float(ls.recall[latent, i]),
+        }
+        for name, ls in stats.labels.items()
+        for i, v in enumerate(ls.values)
+    ]
+    if rows:
+        frame = pd.DataFrame(rows).melt(id_vars="label", var_name="metric", value_name="value")
+        fig = px.bar(
+            frame,
+            x="label",
+            y="value",
+            color="metric",
+            barmode="group",
+            title="Agreement with the store's labels",
+        )
+        st.plotly_chart(fig)
+
+scale = report["max_act"] or 1.0
+st.subheader("Top activations")
+for ctx in report["top_contexts"]:
+    st.html(
+        f"<div style='line-height:2'>{shade(ctx['tokens'], ctx['acts'], scale, ctx['focus'])}</div>"
+    )
+st.subheader("Quantile samples")
+for low, high, contexts in report["quantile_contexts"]:
+    st.caption(f"activation {low:.3f} to {high:.3f}")
+    for ctx in contexts:
+        st.html(
+            f"<div style='line-height:2'>{shade(ctx['tokens'], ctx['acts'], scale, ctx['focus'])}</div>"
+        )
+if report.get("output_tokens"):
+    st.subheader("Output tokens (W_dec @ W_U)")
+    top, bottom = st.columns(2)
+    top.dataframe(
+        pd.DataFrame(report["output_tokens"]["top"], columns=["top token", "logit"]),
+        hide_index=True,
+    )
+    bottom.dataframe(
+        pd.DataFrame(report["output_tokens"]["bottom"], columns=["bottom token", "logit"]),
+        hide_index=True,
+    )
