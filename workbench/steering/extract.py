@@ -207,3 +207,20 @@ def typical_norm(handle: ModelHandle, inputs: Any, site: str) -> float:
     """Mean L2 norm of the site's activations over every real token of `inputs` (every row of a
     plain module): pass it as `scale` to `steer` so coefficients count in units of it."""
     return float(read_site(handle, inputs, site, "all").norm(dim=-1).mean())
+
+
+def from_sae(directory: str, latent: int, site: str | None = None) -> SteeringVector:
+    """The decoder row W_dec[latent] (d_in,) of a saved SAE (ours or SAELens's format) as a
+    direction at the SAE's site (or `site`)."""
+    from workbench.sae import load_sae
+
+    sae, meta = load_sae(directory)
+    n_latents = int(sae.W_dec.shape[0])
+    if not 0 <= latent < n_latents:
+        raise InputError(f"latent {latent} does not exist: the SAE has latents 0..{n_latents - 1}")
+    site = site or meta.get("site")
+    if not site:
+        raise InputError(f"the SAE at {directory!r} does not record its site: pass site=")
+    return SteeringVector(
+        sae.W_dec[latent].detach(), site, "sae", {"sae": str(directory), "latent": latent, **meta}
+    )
