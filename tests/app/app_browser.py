@@ -18,6 +18,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -165,6 +166,40 @@ def full_page_screenshot(page, path: Path) -> Path:
     page.screenshot(path=str(path), full_page=True)
     page.set_viewport_size(viewport)
     return path
+
+
+def require_chromium() -> None:
+    """Skip the calling test module when there is no chromium, except under CI, where a missing
+    chromium is an error (.ci/run must install it)."""
+    import pytest
+
+    if chromium_path() is None:
+        if os.environ.get("CI"):
+            raise RuntimeError("CI is set but no `chromium` is on PATH: .ci/run must install it")
+        pytest.skip("no chromium on PATH (set CI to make this an error)", allow_module_level=True)
+
+
+@contextlib.contextmanager
+def rendered_page(
+    runs: Path, path: str, n_charts: int, shot_name: str, tmp_path: Path, timeout_ms: int = 120_000
+) -> Iterator[tuple[Any, str]]:
+    """Serve `runs`, open `path` (page and query) in Chromium, wait for `n_charts` plotly charts,
+    check that no Streamlit exception shows, and yield (page, the main area's text) for the test's
+    own checks; afterwards take a full-page screenshot `shot_name` (into $WORKBENCH_SCREENSHOTS
+    or `tmp_path`) and check it is not blank."""
+    shots = Path(os.environ.get("WORKBENCH_SCREENSHOTS", tmp_path))
+    with serve(runs, tmp_path / "server.log") as (url, _port, _pid), browser_page() as page:
+        page.goto(f"{url}/{path}")
+        page.wait_for_function(
+            f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {n_charts}",
+            timeout=timeout_ms,
+        )
+        page.wait_for_timeout(1000)
+        errors = page.locator('[data-testid="stException"]')
+        assert errors.count() == 0, errors.first.inner_text()
+        yield page, page.locator('[data-testid="stMain"]').inner_text()
+        shot = full_page_screenshot(page, shots / shot_name)
+    assert shot.stat().st_size > 20_000, f"{shot} looks blank"
 
 
 def main(argv: list[str]) -> int:

@@ -3,20 +3,13 @@ generations side by side, the sweep heatmap, dose-response and collateral charts
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
-from app_browser import browser_page, chromium_path, full_page_screenshot, serve
+from app_browser import rendered_page, require_chromium
 
 from workbench import zoo
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-if chromium_path() is None:
-    if os.environ.get("CI"):
-        raise RuntimeError("CI is set but no `chromium` is on PATH: .ci/run must install it")
-    pytest.skip("no chromium on PATH (set CI to make this an error)", allow_module_level=True)
+require_chromium()
 
 
 def test_steering_page(tmp_path, monkeypatch):
@@ -35,18 +28,7 @@ def test_steering_page(tmp_path, monkeypatch):
     runs = tmp_path / "runs"
     result.save(runs / "results" / "steering-sweep" / "toy-lm" / "positive-sentiment")
     vectors[sites[0]].save(runs / "vectors" / f"{sites[0]}.safetensors")
-    shots = Path(os.environ.get("WORKBENCH_SCREENSHOTS", tmp_path))
-    with serve(runs, tmp_path / "server.log") as (url, _port, _pid), browser_page() as page:
-        page.goto(f"{url}/Steering?site=blocks.1.hook_resid_pre&coeff=4")
-        page.wait_for_function(
-            "document.querySelectorAll('.js-plotly-plot .main-svg').length >= 3",
-            timeout=120_000,
-        )
-        page.wait_for_timeout(1000)
-        errors = page.locator('[data-testid="stException"]')
-        assert errors.count() == 0, errors.first.inner_text()
-        text = page.locator('[data-testid="stMain"]').inner_text()
+    path = "Steering?site=blocks.1.hook_resid_pre&coeff=4"
+    with rendered_page(runs, path, 3, "page-steering.png", tmp_path) as (_page, text):
         assert "Generations at blocks.1.hook_resid_pre, coefficient 4" in text
         assert "Dose-response" in text
-        shot = full_page_screenshot(page, shots / "page-steering.png")
-    assert shot.stat().st_size > 20_000

@@ -16,6 +16,7 @@ from workbench.errors import WorkbenchError
 COMMAND_MODULES: list[str] = [
     "workbench.cli.sae",
     "workbench.cli.steer",
+    "workbench.cli.intrinsic_dim",
 ]
 
 
