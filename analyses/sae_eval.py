@@ -1,11 +1,11 @@
 """`sae-eval`: how well a saved sparse autoencoder reconstructs a site's activations.
 
-The registry face of `workbench.sae.evaluate` (the same numbers as `workbench sae eval`), so the
+The registry face of `analyses.sae.evaluate` (the same numbers as `workbench sae eval`), so the
 batch runner and `workbench analyze` can evaluate an SAE across sites, stores or checkpoints:
 
     workbench analyze sae-eval --store DIR --site SITE --set sae=SAE_DIR --json
 
-Metrics (see `workbench.sae.metrics`): explained variance = 1 - sum||x - x_hat||^2 /
+Metrics (see `analyses.sae.metrics`): explained variance = 1 - sum||x - x_hat||^2 /
 sum||x - mean(x)||^2 (numerator and denominator summed separately over all rows), L0, MSE,
 cosine, norm ratio, dead and dense fractions.
 """
@@ -34,7 +34,7 @@ class Params:
 
 def run(source: Source, params: Params) -> Result:
     """SAE reconstruction metrics of one store site or one (n, d_in) array."""
-    from workbench.sae import evaluate, load_sae
+    from analyses.sae import evaluate, load_sae
 
     if not params.sae:
         raise InputError("sae-eval needs the SAE: --set sae=DIR (a directory saved by sae train)")

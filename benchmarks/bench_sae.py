@@ -13,7 +13,7 @@ run in our environment instead.
 
 Data: planted sparse activations (non-negative combinations of 8 of 4 x d_in random unit
 directions, plus noise), written once as a store (`benchmarks/out/sae_store`, one site). Ours
-trains from the store (shuffled memory-mapped gathers, `workbench.sae.train`); SAELens's data
+trains from the store (shuffled memory-mapped gathers, `analyses.sae.train`); SAELens's data
 provider gathers the same shuffled rows from the same memory-mapped shard. Each trainer runs
 in its own process with the same batch size, learning rate and torch's default thread count;
 tokens/s is measured over the steps after the warm-up steps (per-step timestamps), peak RSS is
@@ -97,7 +97,7 @@ def make_store(path: Path, n_rows: int, d_in: int, seed: int = 0) -> None:
 def child_ours(args: argparse.Namespace) -> dict:
     import torch  # noqa: F401
 
-    from workbench.sae import TrainConfig, create_sae, read_log, train
+    from analyses.sae import TrainConfig, create_sae, read_log, train
     from workbench.store import ActivationStore
 
     store = ActivationStore(args.store)
@@ -306,7 +306,7 @@ def main() -> None:
         sys.path.insert(0, str(HERE.parent))
         import torch
 
-        from workbench.sae import load_sae, save_saelens
+        from analyses.sae import load_sae, save_saelens
 
         sae, meta = load_sae(ours_runs[-1]["out"])
         export = Path(ours_runs[-1]["out"]) / "saelens"

@@ -31,9 +31,9 @@ COEFFS = (-8.0, -4.0, 0.0, 4.0, 8.0)
 
 
 def run(quick: bool) -> Section:
+    from analyses.steering import extract, generate, measure, recipes
     from workbench import zoo
     from workbench.data import load_dataset
-    from workbench.steering import extract, generate, measure, recipes
 
     series = zoo.load_series("toy-lm")
     handle = series.load(series.steps[-1], device="cpu")

@@ -5,9 +5,9 @@
    on offline English, into stores under `<out>/stores/`;
 3. runs every registered analysis that needs only activations on every stored site and saves
    the results under `<out>/results/<analysis>/<store>/<site>/`;
-   sweeps toy-lm's positive-sentiment steering direction (sites x coefficients, with a random
-   control) into `<out>/results/steering-sweep/` and its vectors into `<out>/vectors/`;
-   tracks toy-lm's massive activations over its checkpoints into `<out>/massive/toy-lm/`;
+   then runs the demo steps analysis packages register (entry-point group `workbench.demo`):
+   a steering sweep of toy-lm's sentiment direction, toy-lm's massive activations over its
+   checkpoints, ...;
 4. returns a short summary; the CLI then opens the app (unless `--no-app`, or not interactive).
 
 Every step reuses finished work: stores are resumable and complete ones are kept, results are
@@ -92,52 +92,24 @@ def run_demo(
             f"store {spec.store:<12} {store.n_rows:>7} rows x {len(store.sites)} sites; "
             f"{done} results"
         )
-        if spec.store == "toy-lm":
-            lines.append(_steering(handle, out))
-            lines.append(_massive_tracking(out, zoo_root))
+    lines.extend(_extra_steps(out, zoo_root, device))
     lines.append(f"results and stores: {out}; browse them with `workbench app --runs {out}`")
     return lines
 
 
-def _massive_tracking(out: Path, zoo_root: Path | None) -> str:
-    """Track toy-lm's massive activations over its checkpoints and ablate them at its last one
-    (`analyses.massive_track`), into `<out>/massive/toy-lm` (kept if already there)."""
-    from analyses.massive_track import run_job
-    from workbench import zoo
-
-    folder = out / "massive" / "toy-lm"
-    if not (folder / "trajectory.parquet").is_file():
-        texts = [e.text for e in load_dataset("grammar-lm", 16)]
-        run_job(zoo.load_series("toy-lm", zoo_root), texts, folder)
-    return f"massive activations of toy-lm over its checkpoints: {folder}"
+DEMO_GROUP = "workbench.demo"
 
 
-def _steering(handle: ModelHandle, out: Path) -> str:
-    """Sweep toy-lm's positive-sentiment direction over every block x 5 coefficients with a
-    random control; saves the result and the vectors under `out` (kept if already there)."""
-    from workbench.results import Result
-    from workbench.steering.recipes import lm_sweep
+def _extra_steps(out: Path, zoo_root: Path | None, device: str) -> list[str]:
+    """Run the demo steps that analysis packages register (entry-point group `workbench.demo`:
+    `step(out, zoo_root, device) -> str`, a summary line), in name order. Each keeps work that
+    is already finished under `out`."""
+    from importlib.metadata import entry_points
 
-    target = out / "results" / "steering-sweep" / "toy-lm" / "positive-sentiment"
-    try:
-        result = Result.load(target)
-    except Exception:  # missing or unreadable: (re)compute
-        from workbench.sites import expand_sites
-
-        sites = expand_sites(handle.sites(), "blocks.*.hook_resid_pre")
-        result, vectors = lm_sweep(
-            handle, sites, "sentiment", 1, n_prompts=12, controls=1, max_new_tokens=6
-        )
-        for site, vector in vectors.items():
-            vector.save(out / "vectors" / "toy-lm" / "positive-sentiment" / f"{site}.safetensors")
-        result.save(target)
-    best = result.headline["best_site"]
-    effect = result.headline["effect_at_max_coeff"][best]
-    return (
-        f"steering toy-lm positive sentiment: best site {best}, target-minus-opposite mass "
-        f"{effect['concept']:+.3f} at the largest coefficient (random direction: "
-        f"{effect['control']:+.3f})"
-    )
+    lines = []
+    for entry in sorted(entry_points(group=DEMO_GROUP), key=lambda e: e.name):
+        lines.append(entry.load()(out, zoo_root, device))
+    return lines
 
 
 def _analyse(store, out: Path, store_name: str) -> int:

@@ -1,21 +1,18 @@
-"""Discovery of analyses.
+"""Discovery of analyses through the `workbench.analyses` entry-point group.
 
-Built-in analyses are the modules of the `analyses` and `probes` packages that expose an
-`ANALYSIS` object (or a list `ANALYSES`); a module is found by being there, so adding an
-analysis touches no shared file. A third-party package adds one through the
-`workbench.analyses` entry-point group, which names an `Analysis` (or a list of them):
+An analysis module exposes an `Analysis` object (or a list of them); `pyproject.toml` names it:
 
     [project.entry-points."workbench.analyses"]
-    my-analysis = "my_package.my_module:ANALYSIS"
+    activation-stats = "analyses.activation_stats:ANALYSIS"
+    intrinsic-dim = "analyses.intrinsic_dim:ANALYSES"
 
-The CLI, the batch runner and the app all find analyses here.
+The CLI, the batch runner and the app all find analyses here; a third party adds one the same
+way. The core never imports an analysis package by name.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -80,34 +77,16 @@ def _convert(key: str, text: str, default: Any) -> Any:
     return text
 
 
-BUILTIN_PACKAGES = ("analyses", "probes")
-
-
-def _builtin() -> list[tuple[str, Any]]:
-    """(module name, ANALYSIS or ANALYSES) of every module in the built-in packages."""
-    found = []
-    for package_name in BUILTIN_PACKAGES:
-        package = importlib.import_module(package_name)
-        for info in pkgutil.iter_modules(package.__path__):
-            if info.name.startswith("_"):
-                continue
-            module = importlib.import_module(f"{package_name}.{info.name}")
-            for attr in ("ANALYSIS", "ANALYSES"):
-                if hasattr(module, attr):
-                    found.append((module.__name__, getattr(module, attr)))
-    return found
-
-
 def analyses() -> dict[str, Analysis]:
-    """Every installed analysis by name: the built-in packages, then entry points."""
+    """Every installed analysis by name."""
     found: dict[str, Analysis] = {}
-    plugins = [
-        (f"entry point {ep.name!r} ({ep.value})", ep.load()) for ep in entry_points(group=GROUP)
-    ]
-    for origin, obj in [*_builtin(), *plugins]:
+    for ep in entry_points(group=GROUP):
+        obj = ep.load()
         for analysis in obj if isinstance(obj, (list, tuple)) else [obj]:
             if not isinstance(analysis, Analysis):
-                raise InputError(f"{origin} does not give a workbench Analysis")
+                raise InputError(
+                    f"entry point {ep.name!r} ({ep.value}) is not a workbench Analysis"
+                )
             found[analysis.name] = analysis
     return dict(sorted(found.items()))
 

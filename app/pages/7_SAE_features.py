@@ -3,7 +3,7 @@ features --out RUNS/...`), then a latent: its density, activation histogram, top
 quantile-sampled contexts with per-token shading, output tokens, and agreement with the
 store's labels. The SAE's training log (if beside it) is drawn as a curve.
 
-Thin: reads through `workbench.sae`; heavy work (training, the feature pass) is done by the CLI
+Thin: reads through `analyses.sae`; heavy work (training, the feature pass) is done by the CLI
 beforehand. View state (report, latent) lives in the URL.
 """
 
@@ -16,9 +16,9 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from analyses.sae import load_sae, read_log
+from analyses.sae.features import latent_report, load_feature_stats, shade, store_unembedding
 from workbench.runsdir import inside_runs, runs_root
-from workbench.sae import load_sae, read_log
-from workbench.sae.features import latent_report, load_feature_stats, shade, store_unembedding
 from workbench.store import ActivationStore
 
 st.set_page_config(page_title="Workbench: SAE features", layout="wide")

@@ -39,8 +39,8 @@ def load(name: str, zoo: str):
 
 @st.cache_resource(show_spinner="extracting the direction...")
 def concept_vector(name: str, zoo: str, site: str, concept: str, value: int):
-    from workbench.steering import extract
-    from workbench.steering.recipes import contrast_inputs
+    from analyses.steering import extract
+    from analyses.steering.recipes import contrast_inputs
 
     negative = 1 - value if concept == "sentiment" else None
     positive, others = contrast_inputs("grammar-lm", concept, value, negative, 400)
@@ -94,13 +94,13 @@ if not prompts:
 
 try:
     if direction.startswith("saved: "):
-        from workbench.steering import SteeringVector
+        from analyses.steering import SteeringVector
 
         vector = SteeringVector.load(vectors[direction.removeprefix("saved: ")])
         site = vector.site
     else:
         vector = concept_vector(name, zoo, site, *CONCEPTS[direction])
-    from workbench.steering import generate
+    from analyses.steering import generate
 
     _, plain = generate(handle, prompts, None, max_new_tokens=12)
     _, steered = generate(handle, prompts, vector, coeff, where=where, max_new_tokens=12)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from analyses.sae import create_sae, evaluate, save_sae
 from workbench.cli.main import main
-from workbench.sae import create_sae, evaluate, save_sae
 from workbench.store import StoreWriter
 
 

@@ -13,7 +13,7 @@ require_chromium()
 
 
 def test_steering_page(tmp_path, monkeypatch):
-    from workbench.steering.recipes import lm_sweep
+    from analyses.steering.recipes import lm_sweep
 
     root = tmp_path / "zoo"
     zoo.build("toy-lm", root, quick=True)

@@ -12,7 +12,7 @@ from typing import Any
 from workbench.errors import InputError
 
 
-def _load(args: argparse.Namespace, spec: str):
+def load_cli_model(args: argparse.Namespace, spec: str):
     """Load MODEL: a zoo name (`toy-lm`, `toy-lm@STEP`, built on demand) when it is not a path,
     else anything `load_model` accepts."""
     from workbench.models import load_model
@@ -36,7 +36,7 @@ def _load(args: argparse.Namespace, spec: str):
 def cmd_sites(args: argparse.Namespace) -> int:
     from workbench.sites import expand_sites
 
-    handle = _load(args, args.model)
+    handle = load_cli_model(args, args.model)
     names = expand_sites(handle.sites(), args.filter) if args.filter else handle.sites()
     if args.json:
         print(json.dumps(names))
@@ -73,7 +73,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
     else:
         examples, dataset = list(args.text), "text-args"
     positions = parse_positions(args.positions)
-    handle = _load(args, args.model)
+    handle = load_cli_model(args, args.model)
     store = capture_to_store(
         handle,
         args.sites,

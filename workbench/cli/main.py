@@ -4,23 +4,21 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 
 from workbench.errors import WorkbenchError
 
-# Verbs that live in their own module: each has `add_parser(subparsers)`, which adds one
-# subcommand and sets `run=<function(args) -> int>` as its default (imports stay lazy inside).
-COMMAND_MODULES: list[str] = [
-    "workbench.cli.sae",
-    "workbench.cli.steer",
-    "workbench.cli.intrinsic_dim",
-]
+# Verbs that analysis packages add (`workbench sae`, `workbench steer`, ...): the entry-point
+# group names `add_parser(subparsers)` functions, each of which adds one subcommand and sets
+# `run=<function(args) -> int>` as its default (imports stay lazy inside). The core never
+# imports an analysis package by name.
+COMMAND_GROUP = "workbench.commands"
 
 
-def _model_args(parser: argparse.ArgumentParser) -> None:
+def model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N"
     )
@@ -64,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="only sites matching this pattern, e.g. 'blocks.*.hook_resid_post'",
     )
     p.add_argument("--json", action="store_true", help="print a JSON list")
-    _model_args(p)
+    model_args(p)
 
     p = sub.add_parser(
         "capture",
@@ -94,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="replace a store that has a different spec"
     )
     p.add_argument("--no-progress", action="store_true")
-    _model_args(p)
+    model_args(p)
 
     p = sub.add_parser(
         "info",
@@ -179,8 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--zoo-root", help="zoo cache shown on the home page (default $WORKBENCH_ZOO)")
 
-    for module_name in COMMAND_MODULES:
-        importlib.import_module(module_name).add_parser(sub)
+    for entry in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
+        entry.load()(sub)
     return parser
 
 

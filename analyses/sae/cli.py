@@ -1,0 +1,247 @@
+"""`workbench sae train|eval|features`: train an SAE on a store site or an array, evaluate
+it (reconstruction metrics, optionally the loss recovered), and write feature reports."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import InputError
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "sae",
+        help="sparse autoencoders: train, evaluate, feature reports",
+        description="Train a sparse autoencoder on stored activations or an array, evaluate "
+        "it, and write per-feature reports.",
+    )
+    sub = p.add_subparsers(dest="sae_command", required=True, metavar="ACTION")
+
+    t = sub.add_parser("train", help="train an SAE (resumes an interrupted run in --out)")
+    _data_args(t)
+    t.add_argument("--arch", default="topk", help="relu, topk or batchtopk")
+    t.add_argument("--d-sae", type=int, help="number of latents (default 8 x d_in)")
+    t.add_argument("--k", type=int, default=32, help="active latents per row (topk, batchtopk)")
+    t.add_argument("--l1-coeff", type=float, default=1.0, help="L1 weight (relu)")
+    t.add_argument("--decoder-norm", default="weighted", help="weighted or unit (relu)")
+    t.add_argument("--batch-size", type=int, default=4096)
+    t.add_argument("--epochs", type=float, default=1.0)
+    t.add_argument("--steps", type=int, help="total steps (overrides --epochs)")
+    t.add_argument("--lr", type=float, default=4e-4)
+    t.add_argument("--warmup-steps", type=int, default=50)
+    t.add_argument("--decay-fraction", type=float, default=0.2)
+    t.add_argument("--grad-clip", type=float, default=1.0)
+    t.add_argument(
+        "--dead-window", type=int, default=1_000_000, help="tokens without firing = dead"
+    )
+    t.add_argument("--normalize", default="none", help="none or expected_norm")
+    t.add_argument("--checkpoint-every", type=int, default=0)
+    t.add_argument("--log-every", type=int, default=10, help="steps between log lines")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", required=True, help="run directory (log, checkpoint, final SAE)")
+    t.add_argument(
+        "--no-resume", action="store_true", help="start over even if a checkpoint exists"
+    )
+    t.add_argument(
+        "--saelens", action="store_true", help="also write SAELens's format to OUT/saelens"
+    )
+    t.add_argument("--json", action="store_true")
+    t.set_defaults(run=cmd_train)
+
+    e = sub.add_parser("eval", help="reconstruction metrics (and optionally the loss recovered)")
+    e.add_argument("--sae", required=True, help="SAE directory (ours or SAELens's)")
+    _data_args(e)
+    e.add_argument("--batch-size", type=int, default=8192)
+    e.add_argument(
+        "--loss-recovered",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also splice the SAE into the store's model on N texts of the store's dataset",
+    )
+    e.add_argument("--ablation", default="zero", help="zero or mean (for --loss-recovered)")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(run=cmd_eval)
+
+    f = sub.add_parser("features", help="per-latent statistics, label agreement, HTML pages")
+    f.add_argument("--sae", required=True)
+    f.add_argument("--store", required=True)
+    f.add_argument("--site", help="default: the site the SAE was trained on")
+    f.add_argument("--out", required=True)
+    f.add_argument("--top-n", type=int, default=20)
+    f.add_argument(
+        "--html", default="best", help="'best' (best latent per label), 'none', or ids 1,2"
+    )
+    f.add_argument("--json", action="store_true")
+    f.set_defaults(run=cmd_features)
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--acts", help=".npy or .safetensors (rows, d_in)")
+    p.add_argument("--store", help="activation store directory")
+    p.add_argument("--site", help="site in the store")
+
+
+def _data(
+    args: argparse.Namespace, default_site: str | None = None
+) -> tuple[Any, str | None, dict]:
+    from workbench.sources import load_array
+
+    if args.store and args.acts:
+        raise InputError("pass either --acts FILE or --store DIR --site SITE, not both")
+    if args.acts:
+        return load_array(args.acts), None, {"acts": args.acts}
+    if not args.store:
+        raise InputError("no activations: pass --acts FILE or --store DIR --site SITE")
+    from workbench.store import ActivationStore
+
+    store = ActivationStore(args.store)
+    site = args.site or default_site
+    if site is None:
+        raise InputError(f"--store needs --site; stored sites: {', '.join(store.sites)}")
+    store.site_info(site)
+    meta = {
+        "store": str(store.path),
+        "site": site,
+        "model": store.spec.get("model"),
+        "dataset": store.spec.get("dataset"),
+    }
+    return store, site, meta
+
+
+def _print(payload: dict[str, Any], as_json: bool) -> None:
+    def clean(v: Any) -> Any:
+        return None if isinstance(v, float) and not math.isfinite(v) else v
+
+    if as_json:
+        print(json.dumps({k: clean(v) for k, v in payload.items()}, default=str))
+    else:
+        for key, value in payload.items():
+            print(f"{key:<30}{value}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from analyses.sae import TrainConfig, save_saelens
+    from analyses.sae.data import as_row_source
+    from analyses.sae.trainer import train_sae
+
+    data, site, meta = _data(args)
+    source = as_row_source(data, site)
+    settings: dict[str, Any] = {"d_sae": args.d_sae or 8 * source.d_in, "seed": args.seed}
+    if args.arch in ("topk", "batchtopk"):
+        settings["k"] = args.k
+    elif args.arch == "relu":
+        settings.update(l1_coeff=args.l1_coeff, decoder_norm=args.decoder_norm)
+    config = TrainConfig(
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        n_steps=args.steps,
+        lr=args.lr,
+        warmup_steps=args.warmup_steps,
+        decay_fraction=args.decay_fraction,
+        grad_clip=args.grad_clip,
+        dead_window_tokens=args.dead_window,
+        normalize=args.normalize,
+        checkpoint_every=args.checkpoint_every,
+        log_every=args.log_every,
+        seed=args.seed,
+    )
+    sae, result = train_sae(
+        source, args.out, args.arch, config, resume=not args.no_resume, meta=meta, **settings
+    )
+    if args.saelens:
+        from analyses.sae import load_sae
+
+        folded, saved_meta = load_sae(args.out)
+        save_saelens(folded, Path(args.out) / "saelens", saved_meta)
+    _print({**result, "architecture": args.arch, **settings}, args.json)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from analyses.sae import evaluate, load_sae
+
+    sae, meta = load_sae(args.sae)
+    data, site, _ = _data(args, default_site=meta.get("site"))
+    payload: dict[str, Any] = {
+        "sae": args.sae,
+        "architecture": sae.config.architecture,
+        "d_in": sae.d_in,
+        "d_sae": sae.d_sae,
+    }
+    payload.update(evaluate(sae, data, site, batch_size=args.batch_size))
+    if args.loss_recovered:
+        payload.update(_loss_recovered(sae, data, site, args))
+    _print(payload, args.json)
+    return 0
+
+
+def _loss_recovered(sae: Any, store: Any, site: str | None, args: argparse.Namespace) -> dict:
+    import numpy as np
+
+    from analyses.sae.downstream import loss_recovered
+    from workbench import load_model
+    from workbench.data import load_dataset
+
+    if site is None or not hasattr(store, "provenance"):
+        raise InputError("--loss-recovered needs --store (the model and dataset come from it)")
+    location = store.provenance.get("location") or store.provenance.get("source")
+    handle = load_model(location, device="cpu")
+    texts = [ex.text for ex in load_dataset(store.spec["dataset"], args.loss_recovered, seed=1)]
+    mean = np.asarray(store.stats(site)["mean"]) if args.ablation == "mean" else None
+    return loss_recovered(handle, sae, site, texts, ablation=args.ablation, mean=mean)
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    from analyses.sae import load_sae
+    from analyses.sae.features import (
+        export_html,
+        feature_stats,
+        latent_report,
+        save_feature_stats,
+        store_unembedding,
+    )
+    from workbench.store import ActivationStore
+
+    sae, meta = load_sae(args.sae)
+    store = ActivationStore(args.store)
+    site = args.site or meta.get("site")
+    if site is None:
+        raise InputError(f"pass --site; stored sites: {', '.join(store.sites)}")
+    stats = feature_stats(sae, store, site, top_n=args.top_n)
+    out = Path(args.out)
+    save_feature_stats(
+        stats, out, {"sae": str(Path(args.sae).resolve()), "store": str(store.path), "site": site}
+    )
+    if args.html == "best":
+        latents = sorted({row["latent"] for row in stats.best_latents()})
+    elif args.html == "none":
+        latents = []
+    else:
+        try:
+            latents = [int(x) for x in args.html.split(",") if x.strip()]
+        except ValueError:
+            raise InputError(
+                f"--html takes 'best', 'none' or latent ids like 1,2; got {args.html!r}"
+            ) from None
+    w_u = store_unembedding(store)
+    pages = []
+    for latent in latents:
+        report = latent_report(sae, store, site, latent, stats, w_u)
+        pages.append(str(export_html(report, out / "html" / f"latent_{latent}.html")))
+    best = stats.best_latents()
+    if args.json:
+        print(json.dumps({"out": str(out), "best": best, "html": pages}))
+    else:
+        for row in best:
+            print(
+                f"{row['label']}={row['value']}: latent {row['latent']} precision "
+                f"{row['precision']:.3f} recall {row['recall']:.3f}"
+            )
+        print(f"wrote {out}", file=sys.stderr)
+    return 0

@@ -1,0 +1,49 @@
+"""Architectures by name: config class + module class (one file each)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from analyses.sae.base import SAEConfig, SparseAutoencoder
+from analyses.sae.batchtopk import BatchTopKConfig, BatchTopKSAE
+from analyses.sae.relu import ReLUConfig, ReLUSAE
+from analyses.sae.topk import TopKConfig, TopKSAE
+from workbench.errors import InputError
+
+ARCHITECTURES: dict[str, tuple[type[SAEConfig], type[SparseAutoencoder]]] = {
+    "relu": (ReLUConfig, ReLUSAE),
+    "topk": (TopKConfig, TopKSAE),
+    "batchtopk": (BatchTopKConfig, BatchTopKSAE),
+}
+
+
+def get_architecture(name: str) -> tuple[type[SAEConfig], type[SparseAutoencoder]]:
+    if name not in ARCHITECTURES:
+        raise InputError(f"unknown SAE architecture {name!r}; valid: {', '.join(ARCHITECTURES)}")
+    return ARCHITECTURES[name]
+
+
+def make_config(architecture: str, **settings: Any) -> SAEConfig:
+    """The frozen config of `architecture` from keyword settings (unknown keys name the valid
+    ones)."""
+    import dataclasses
+
+    config_cls, _ = get_architecture(architecture)
+    valid = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(settings) - valid)
+    if unknown:
+        raise InputError(
+            f"{architecture} SAE has no setting {', '.join(unknown)}; valid: {', '.join(sorted(valid))}"
+        )
+    return config_cls(**settings)
+
+
+def build_sae(config: SAEConfig) -> SparseAutoencoder:
+    """A freshly initialised SAE of `config`'s architecture."""
+    _, module_cls = get_architecture(config.architecture)
+    return module_cls(config)
+
+
+def create_sae(architecture: str, **settings: Any) -> SparseAutoencoder:
+    """`build_sae(make_config(architecture, **settings))`."""
+    return build_sae(make_config(architecture, **settings))

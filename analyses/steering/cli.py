@@ -1,0 +1,240 @@
+"""`workbench steer extract|apply|sweep`: activation steering from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import InputError
+
+
+def add_parser(sub: Any) -> None:
+    from workbench.cli.main import model_args
+
+    p = sub.add_parser(
+        "steer",
+        help="extract, apply and sweep steering vectors",
+        description="Activation steering: extract a direction from contrasting inputs, apply it "
+        "during generation, sweep sites x coefficients against a random control.",
+    )
+    verbs = p.add_subparsers(dest="steer_command", required=True, metavar="ACTION")
+
+    e = verbs.add_parser("extract", help="extract a direction per site into --out")
+    e.add_argument("--model", required=True, help="zoo name (toy-lm[@STEP]), minilm, folder...")
+    e.add_argument("--sites", required=True, help="site names or patterns, comma separated")
+    e.add_argument("--method", default="mean-diff", choices=["mean-diff", "pca", "actadd"])
+    e.add_argument("--positive", action="append", default=[], help="a positive text (repeat)")
+    e.add_argument("--negative", action="append", default=[], help="a negative text (repeat)")
+    e.add_argument("--positive-file", help="positive texts, one per line")
+    e.add_argument("--negative-file", help="negative texts, one per line")
+    e.add_argument("--dataset", help="take the two sets from a dataset's example label")
+    e.add_argument("--label", help="example label of --dataset (e.g. sentiment, topic, class)")
+    e.add_argument("--positive-value", type=int, help="label value of the positive set")
+    e.add_argument(
+        "--negative-value", type=int, help="label value of the negative set (default: any other)"
+    )
+    e.add_argument("--n-examples", type=int, default=400)
+    e.add_argument("--read", default="last", help="last, mean, all, or an int position")
+    e.add_argument("--out", required=True, help="directory for <site>.safetensors (+ .json)")
+    model_args(e)
+
+    a = verbs.add_parser("apply", help="generate with and without a vector")
+    a.add_argument("--model", required=True)
+    a.add_argument("--vector", required=True, help="a .safetensors written by extract")
+    a.add_argument("--coeff", type=float, default=4.0)
+    a.add_argument("--where", default="after", choices=["all", "after", "front"])
+    a.add_argument("--mode", default="add", choices=["add", "project-out", "cap"])
+    a.add_argument("--scale", type=float, help="add coeff x scale x unit vector instead")
+    a.add_argument("--prompt", action="append", required=True, help="a prompt (repeat)")
+    a.add_argument("--max-new-tokens", type=int, default=12)
+    a.add_argument("--json", action="store_true")
+    model_args(a)
+
+    s = verbs.add_parser("sweep", help="sites x coefficients with random controls")
+    s.add_argument("--model", required=True)
+    s.add_argument("--vector", action="append", default=[], help="vector file (repeat)")
+    s.add_argument("--vectors", help="a directory of vectors (every .safetensors in it)")
+    s.add_argument("--coeffs", default="-8,-4,0,4,8")
+    s.add_argument("--prompt", action="append", default=[], help="a prompt (repeat)")
+    s.add_argument("--prompt-file", help="prompts, one per line")
+    s.add_argument("--target", help="target words, comma separated (language models)")
+    s.add_argument("--opposite", default="", help="opposite words, comma separated")
+    s.add_argument("--neutral-file", help="neutral texts for loss/KL, one per line")
+    s.add_argument("--target-class", type=int, help="classifier: the class to steer toward")
+    s.add_argument("--dataset", default="digits", help="classifier inputs (with --source-class)")
+    s.add_argument("--source-class", type=int, help="classifier: the inputs' class")
+    s.add_argument("--controls", type=int, default=2, help="random directions per site")
+    s.add_argument("--max-new-tokens", type=int, default=8)
+    s.add_argument("--out", help="save the result (parquet + JSON) here")
+    s.add_argument("--json", action="store_true")
+    model_args(s)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return {"extract": _extract, "apply": _apply, "sweep": _sweep}[args.steer_command](args)
+
+
+def _lines(path: str | None) -> list[str]:
+    if not path:
+        return []
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(f"text file {path!r} does not exist")
+    return [line.strip() for line in file.read_text().splitlines() if line.strip()]
+
+
+def _read(text: str) -> str | int:
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def _contrast(args: argparse.Namespace) -> tuple[Any, Any]:
+    if args.dataset:
+        from analyses.steering.recipes import contrast_inputs
+
+        if args.label is None or args.positive_value is None:
+            raise InputError("--dataset needs --label and --positive-value")
+        return contrast_inputs(
+            args.dataset, args.label, args.positive_value, args.negative_value, args.n_examples
+        )
+    positive = args.positive + _lines(args.positive_file)
+    negative = args.negative + _lines(args.negative_file)
+    if not positive or not negative:
+        raise InputError(
+            "give both sets: --positive/--positive-file and --negative/--negative-file, "
+            "or --dataset NAME --label L --positive-value V"
+        )
+    return positive, negative
+
+
+def _extract(args: argparse.Namespace) -> int:
+    from analyses.steering import extract
+    from workbench.cli.commands import load_cli_model
+    from workbench.sites import expand_sites
+
+    handle = load_cli_model(args, args.model)
+    positive, negative = _contrast(args)
+    out = Path(args.out)
+    for site in expand_sites(handle.sites(), args.sites):
+        if args.method == "actadd":
+            if len(positive) != 1 or len(negative) != 1 or not isinstance(positive[0], str):
+                raise InputError("actadd takes one --positive and one --negative prompt")
+            vector = extract.actadd(handle, positive[0], negative[0], site)
+        else:
+            method = (
+                extract.mean_difference if args.method == "mean-diff" else extract.pca_difference
+            )
+            vector = method(handle, positive, negative, site, _read(args.read))
+        path = vector.save(out / f"{site}.safetensors")
+        print(f"{path}  norm {vector.norm:.4g}  shape {tuple(vector.vector.shape)}")
+    return 0
+
+
+def _apply(args: argparse.Namespace) -> int:
+    from analyses.steering import SteeringVector, generate
+    from workbench.cli.commands import load_cli_model
+
+    handle = load_cli_model(args, args.model)
+    vector = SteeringVector.load(args.vector)
+    options = {"where": args.where, "mode": args.mode, "scale": args.scale}
+    _, plain = generate(handle, args.prompt, None, max_new_tokens=args.max_new_tokens)
+    _, steered = generate(
+        handle, args.prompt, vector, args.coeff, max_new_tokens=args.max_new_tokens, **options
+    )
+    rows = []
+    for prompt, a, b in zip(args.prompt, plain, steered, strict=True):
+        rows.append(
+            {
+                "prompt": prompt,
+                "unsteered": handle.tokenizer.decode(a, skip_special_tokens=True),
+                "steered": handle.tokenizer.decode(b, skip_special_tokens=True),
+            }
+        )
+    if args.json:
+        settings = {"site": vector.site, "coeff": args.coeff, **options}
+        print(json.dumps({"generations": rows, "settings": settings}))
+    else:
+        for row in rows:
+            print(
+                f"prompt:    {row['prompt']}\nunsteered: {row['unsteered']}\nsteered:   {row['steered']}\n"
+            )
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from analyses.steering import SteeringVector, measure, recipes
+    from workbench.cli.commands import load_cli_model
+    from workbench.results import Result
+
+    handle = load_cli_model(args, args.model)
+    files = [Path(v) for v in args.vector]
+    if args.vectors:
+        files += sorted(Path(args.vectors).glob("*.safetensors"))
+    if not files:
+        raise InputError("no vectors: pass --vector FILE (repeat) or --vectors DIR")
+    vectors = [SteeringVector.load(f) for f in files]
+    try:
+        coeffs = [float(c) for c in args.coeffs.split(",")]
+    except ValueError:
+        raise InputError(
+            f"--coeffs takes numbers separated by commas, got {args.coeffs!r}"
+        ) from None
+    if handle.is_language_model:
+        prompts = args.prompt + _lines(args.prompt_file)
+        if not prompts or not args.target:
+            raise InputError("a language-model sweep needs --prompt/--prompt-file and --target")
+        target = recipes.token_ids(handle, args.target.split(","))
+        opposite = recipes.token_ids(handle, args.opposite.split(",")) if args.opposite else []
+        neutral = _lines(args.neutral_file)
+
+        def run(vector: SteeringVector) -> pd.DataFrame:
+            frames = [
+                measure.lm_behaviour(
+                    handle,
+                    vector,
+                    coeffs,
+                    prompts,
+                    target,
+                    opposite,
+                    max_new_tokens=args.max_new_tokens,
+                )  # fmt: skip
+            ]
+            if neutral:
+                frames.append(measure.lm_collateral(handle, vector, coeffs, neutral))
+            return pd.concat(frames)
+
+        metric = "target_minus_opposite" if opposite else "target_mass"
+    else:
+        if args.target_class is None or args.source_class is None:
+            raise InputError("a classifier sweep needs --source-class and --target-class")
+        inputs, _ = recipes.contrast_inputs(args.dataset, "class", args.source_class, None, None)
+
+        def run(vector: SteeringVector) -> pd.DataFrame:
+            def fraction(out: Any) -> float:
+                return float((out.argmax(-1) == args.target_class).float().mean())
+
+            return measure.module_behaviour(
+                handle, vector, coeffs, inputs, fraction, name="target_fraction"
+            )
+
+        metric = "target_fraction"
+    frame = measure.sweep(run, vectors, controls=args.controls)
+    params = {"coeffs": coeffs, "controls": args.controls, "metric": metric}
+    result: Result = recipes.sweep_result(frame, "steering-sweep", params, handle)
+    if args.out:
+        result.save(args.out)
+    if args.json:
+        print(json.dumps(result.to_json(), default=str))
+    else:
+        table = frame[frame.metric == metric].pivot_table(
+            index=["site", "direction"], columns="coeff", values="value"
+        )
+        print(table.to_string(float_format=lambda x: f"{x:.3f}"))
+    return 0
