@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
 from importlib.metadata import entry_points
 
@@ -189,6 +190,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     from workbench.cli import commands
+
+    def show_warning(message, category, filename, lineno, file=None, line=None):
+        print(f"workbench {args.command}: warning: {message}", file=sys.stderr)
+
+    warnings.showwarning = show_warning
 
     try:
         run = getattr(args, "run", None) or getattr(commands, f"cmd_{args.command}")
