@@ -116,15 +116,10 @@ def fit_tracked(frame: pd.DataFrame, metric: str = "ratio", params: Any = None) 
 # --------------------------------------------------------------------------- ablation
 def _next_token_loss(handle: Any, batch: Any) -> float:
     """Mean next-token cross-entropy over consecutive real tokens of a left-padded batch."""
-    import torch
-    import torch.nn.functional as F
+    from workbench.losses import next_token_nll
 
-    logits = handle.run(batch)
-    logits = getattr(logits, "logits", logits).float()
-    ids, mask = batch.input_ids, batch.attention_mask.bool()
-    pairs = mask[:, 1:] & mask[:, :-1]
-    losses = F.cross_entropy(logits[:, :-1].transpose(1, 2), ids[:, 1:], reduction="none")
-    return float((losses * pairs).sum() / pairs.sum().clamp(min=1).to(torch.float32))
+    nll, valid = next_token_nll(handle, batch)
+    return float(nll[valid].sum() / valid.sum().clamp(min=1))
 
 
 def massive_entries(acts: Any, mask: Any, per_example: int) -> Any:

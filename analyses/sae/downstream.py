@@ -21,27 +21,9 @@ import torch
 from analyses.sae.base import SparseAutoencoder
 from workbench.errors import InputError
 from workbench.intervene import Edit, MeanAblate, Splice, ZeroAblate, intervene
+from workbench.losses import loss_sums
 
 ABLATIONS = ("zero", "mean")
-
-
-def _token_loss_sums(handle: Any, texts: Sequence[str], batch_size: int) -> tuple[float, int]:
-    """(sum of next-token CE over real tokens, number of predicted tokens)."""
-    total, count = 0.0, 0
-    for start in range(0, len(texts), batch_size):
-        batch = handle.prepare(list(texts[start : start + batch_size]))
-        logits = handle.run(batch)
-        if isinstance(logits, (tuple, list)):
-            logits = logits[0]
-        logits = logits.float()
-        ids, mask = batch.input_ids, batch.attention_mask
-        logp = torch.log_softmax(logits[:, :-1], dim=-1)
-        target = ids[:, 1:]
-        nll = -logp.gather(-1, target[..., None])[..., 0]
-        valid = (mask[:, 1:] * mask[:, :-1]).bool()
-        total += float(nll[valid].sum())
-        count += int(valid.sum())
-    return total, count
 
 
 def loss_recovered(
@@ -69,11 +51,11 @@ def loss_recovered(
             raise InputError("mean ablation needs `mean` (the site's mean activation, (d_in,))")
         edit = MeanAblate(site, torch.as_tensor(np.asarray(mean), dtype=torch.float32))
     sae.eval()
-    clean, n = _token_loss_sums(handle, texts, batch_size)
+    clean, n = loss_sums(handle, texts, batch_size)
     with intervene(handle, Splice(site, sae)):
-        spliced, _ = _token_loss_sums(handle, texts, batch_size)
+        spliced, _ = loss_sums(handle, texts, batch_size)
     with intervene(handle, edit):
-        ablated, _ = _token_loss_sums(handle, texts, batch_size)
+        ablated, _ = loss_sums(handle, texts, batch_size)
     if n == 0:
         raise InputError("the texts hold no predicted tokens (each needs >= 2 tokens)")
     ce_clean, ce_sae, ce_abl = clean / n, spliced / n, ablated / n
