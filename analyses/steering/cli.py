@@ -22,8 +22,11 @@ def add_parser(sub: Any) -> None:
     verbs = p.add_subparsers(dest="steer_command", required=True, metavar="ACTION")
 
     e = verbs.add_parser("extract", help="extract a direction per site into --out")
-    e.add_argument("--model", required=True, help="zoo name (toy-lm[@STEP]), minilm, folder...")
-    e.add_argument("--sites", required=True, help="site names or patterns, comma separated")
+    e.add_argument("--model", help="zoo name (toy-lm[@STEP]), minilm, folder...")
+    e.add_argument("--sites", help="site names or patterns, comma separated")
+    e.add_argument("--from-probe", help="a probe direction file (probes.directions)")
+    e.add_argument("--from-sae", help="a saved SAE directory: its decoder row --latent")
+    e.add_argument("--latent", type=int, help="the SAE latent whose decoder row to take")
     e.add_argument("--method", default="mean-diff", choices=["mean-diff", "pca", "actadd"])
     e.add_argument("--positive", action="append", default=[], help="a positive text (repeat)")
     e.add_argument("--negative", action="append", default=[], help="a negative text (repeat)")
@@ -117,9 +120,22 @@ def _extract(args: argparse.Namespace) -> int:
     from workbench.cli.commands import load_cli_model
     from workbench.sites import expand_sites
 
+    out = Path(args.out)
+    if args.from_probe or args.from_sae:
+        if args.from_sae and args.latent is None:
+            raise InputError("--from-sae needs --latent N")
+        vector = (
+            extract.from_probe(args.from_probe, args.sites)
+            if args.from_probe
+            else extract.from_sae(args.from_sae, args.latent, args.sites)
+        )
+        path = vector.save(out / f"{vector.site}.safetensors")
+        print(f"{path}  norm {vector.norm:.4g}  shape {tuple(vector.vector.shape)}")
+        return 0
+    if not args.model or not args.sites:
+        raise InputError("extract needs --model and --sites (or --from-probe / --from-sae)")
     handle = load_cli_model(args, args.model)
     positive, negative = _contrast(args)
-    out = Path(args.out)
     for site in expand_sites(handle.sites(), args.sites):
         if args.method == "actadd":
             if len(positive) != 1 or len(negative) != 1 or not isinstance(positive[0], str):

@@ -18,6 +18,7 @@ Read positions (`read`): "last" real token, an int over the unpadded sequence (C
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -223,4 +224,20 @@ def from_sae(directory: str, latent: int, site: str | None = None) -> SteeringVe
         raise InputError(f"the SAE at {directory!r} does not record its site: pass site=")
     return SteeringVector(
         sae.W_dec[latent].detach(), site, "sae", {"sae": str(directory), "latent": latent, **meta}
+    )
+
+
+def from_probe(path: str, site: str | None = None) -> SteeringVector:
+    """A linear probe's class direction saved by `probes.directions.save_direction` (unit norm
+    by default: pair it with `scale=` or a coefficient in activation units)."""
+    from probes.directions import load_direction
+
+    if not Path(path).is_file():
+        raise InputError(f"no probe direction at {path!r}")
+    direction, meta = load_direction(path)
+    site = site or meta.get("site")
+    if not site:
+        raise InputError(f"the probe direction at {path!r} does not record its site: pass site=")
+    return SteeringVector(
+        torch.from_numpy(np.asarray(direction)), site, "probe", {"probe": path, **meta}
     )

@@ -69,3 +69,20 @@ def test_extract_bad_input(neox_dir, tmp_path, capsys, argv, match):
 def test_sweep_needs_vectors(neox_dir, capsys):
     code, _, err = _run(capsys, ["steer", "sweep", "--model", str(neox_dir), "--device", "cpu"])
     assert code == 2 and "no vectors" in err
+
+
+def test_extract_from_probe_file(tmp_path, capsys):
+    import numpy as np
+
+    from analyses.steering import SteeringVector
+    from probes.directions import save_direction
+
+    probe = save_direction(tmp_path / "p.safetensors", np.ones(4), SITE, "topic", 1)
+    code, _, err = _run(
+        capsys, ["steer", "extract", "--from-probe", str(probe), "--out", str(tmp_path / "v")]
+    )
+    assert code == 0, err
+    vector = SteeringVector.load(tmp_path / "v" / f"{SITE}.safetensors")
+    assert vector.method == "probe" and vector.width == 4
+    code, _, err = _run(capsys, ["steer", "extract", "--out", str(tmp_path / "v")])
+    assert code == 2 and "needs --model and --sites" in err

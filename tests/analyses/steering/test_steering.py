@@ -242,3 +242,14 @@ def test_sae_decoder_row_as_direction(tmp_path):
     assert (v.site, v.method, v.provenance["latent"]) == ("blocks.0.hook_resid_post", "sae", 5)
     with pytest.raises(InputError, match="latent 12 does not exist: the SAE has latents 0..11"):
         extract.from_sae(str(tmp_path / "sae"), 12)
+
+
+def test_probe_direction_as_vector(tmp_path):
+    from probes.directions import save_direction
+
+    path = save_direction(tmp_path / "d.safetensors", np.array([3.0, 4.0]), "s", "topic", 2)
+    v = extract.from_probe(str(path))
+    assert torch.allclose(v.vector, torch.tensor([3.0, 4.0]))
+    assert (v.site, v.method, v.provenance["label"]) == ("s", "probe", "topic")
+    with pytest.raises(InputError, match="no probe direction"):
+        extract.from_probe(str(tmp_path / "missing.safetensors"))
