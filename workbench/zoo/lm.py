@@ -219,7 +219,7 @@ FSM_CONFIG = LMConfig(
 FSM_THRESHOLD = 0.9  # fraction of test predictions that are valid transitions (trigram: 0.755)
 
 
-def _fsm_metrics(test_examples) -> Callable[[dict[str, Any]], dict[str, float]]:
+def fsm_metrics(test_examples) -> Callable[[dict[str, Any]], dict[str, float]]:
     """Metrics against the machine's true next-token distribution (from the hidden states)."""
     from workbench.data import fsm
 
@@ -251,7 +251,7 @@ def train_fsm_lm(folder: Path, quick: bool = False) -> dict[str, float]:
     test = fsm.generate(cfg.n_test, cfg.test_seed)
     return train_lm(
         folder, fsm.VOCABULARY, [e.text for e in train], [e.text for e in test], cfg,
-        extra_metrics=_fsm_metrics(test),
+        extra_metrics=fsm_metrics(test),
     )  # fmt: skip
 
 

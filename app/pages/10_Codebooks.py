@@ -1,0 +1,125 @@
+"""Codebooks page: browse the codes of a saved codebook model (usage by layer, top contexts,
+purity against ground-truth labels) and steer the model by forcing a code.
+
+Saved codebook models are folders with `codebook.json` under the runs directory (written by
+`workbench codebook train --out runs/codebooks/NAME`); the base model comes from the zoo cache.
+Models and code tables are cached with `st.cache_resource` keyed by folder and its mtime. View
+state (model, site, code) lives in the URL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from analyses.codebook.analysis import (
+    code_statistics,
+    code_usage,
+    labels_for,
+    purity,
+    top_contexts,
+)
+from workbench.errors import WorkbenchError
+from workbench.runsdir import inside_runs, runs_root
+
+st.set_page_config(page_title="Workbench: codebooks", layout="wide")
+LABEL_OF = {"fsm": "state", "grammar-lm": "topic"}
+
+
+@st.cache_resource(show_spinner="loading codebook model...")
+def load(folder: str, mtime: float):
+    """(handle, books, examples, ids, codes by site) of the codebook model in `folder`."""
+    from analyses.codebook.analysis import reference_codes
+    from analyses.codebook.model import load_codebook_model
+
+    handle, books = load_codebook_model(folder)
+    examples, ids, codes = reference_codes(handle, books, n_examples=200)
+    return handle, books, examples, ids.numpy(), codes
+
+
+st.title("Codebooks")
+root = runs_root()
+folders = sorted(str(p.parent.relative_to(root)) for p in root.rglob("codebook.json"))
+if not folders:
+    st.info(f"No saved codebook model under {root}: run `workbench codebook train --out "
+            f"{root}/codebooks/fsm-lm`.")  # fmt: skip
+    st.stop()
+wanted = st.query_params.get("model", folders[0])
+choice = st.selectbox(
+    "Codebook model", folders, index=folders.index(wanted) if wanted in folders else 0
+)
+st.query_params["model"] = choice
+path = inside_runs(choice, root)
+if path is None:
+    st.error("That folder is outside the runs directory.")
+    st.stop()
+try:
+    handle, books, examples, ids, codes = load(
+        str(path), (Path(path) / "codebook.json").stat().st_mtime
+    )
+except WorkbenchError as exc:
+    st.error(str(exc))
+    st.stop()
+
+
+report = books.report
+st.caption(f"base {books.base}, {books.n_codes} codes, k={books.k}, finetuned on "
+           f"{report.get('dataset')} ({report.get('train', {}).get('trainable')} trainable)")  # fmt: skip
+if report.get("with_codebooks"):
+    metrics = pd.DataFrame({"without codebooks": report["without_codebooks"],
+                            "with codebooks": report["with_codebooks"]})  # fmt: skip
+    st.subheader("Task metric with and without codebooks (held-out examples)")
+    st.table(metrics.T.round(4))
+
+st.subheader("Code statistics per layer")
+stats = code_statistics(codes, books.n_codes)
+st.table(stats.round(4).set_index("site"))
+
+site = st.selectbox("Site", books.sites, index=books.sites.index(st.query_params.get("site", books.sites[0]))
+                    if st.query_params.get("site") in books.sites else 0)  # fmt: skip
+st.query_params["site"] = site
+usage = code_usage(codes[site], books.n_codes)
+order = usage.argsort()[::-1]
+top = pd.DataFrame({"code": [str(c) for c in order[:40]], "usage": usage[order[:40]]})
+usage_fig = px.bar(
+    top, x="code", y="usage", title=f"Most used codes at {site} (fraction of tokens)"
+)
+usage_fig.update_xaxes(type="category")
+st.plotly_chart(usage_fig, use_container_width=True)
+
+label = LABEL_OF.get(str(report.get("dataset")))
+if label:
+    table = purity(codes[site], labels_for(examples, label, ids.shape[1]), books.n_codes)
+    st.subheader(f"Purity: best code per {label} (mean precision {table.precision.mean():.3f}, "
+                 f"recall {table.recall.mean():.3f})")  # fmt: skip
+    fig = px.scatter(table, x="recall", y="precision", hover_data=["label", "code", "support"],
+                     title=f"Best code (by F1) for each {label}")  # fmt: skip
+    st.plotly_chart(fig, use_container_width=True)
+
+code_text = st.query_params.get("code", str(int(order[0])))
+code = int(
+    st.number_input("Code", 0, books.n_codes - 1, int(code_text) if code_text.isdigit() else 0)
+)
+st.query_params["code"] = str(code)
+st.subheader(f"Top contexts of code {code} (usage {usage[code]:.4f})")
+st.dataframe(top_contexts(codes[site], ids, code, handle.tokenizer, n=15), use_container_width=True,
+             hide_index=True)  # fmt: skip
+
+st.subheader("Steer: force the code on during generation")
+prompt = st.text_input(
+    "Prompt", st.query_params.get("prompt", " ".join(examples[0].text.split()[:6]))
+)
+st.query_params["prompt"] = prompt
+if prompt.strip():
+    from analyses.codebook.steer import generate_with_codes
+
+    try:
+        gen = generate_with_codes(handle, books, [prompt], site, on=[code], max_new_tokens=8)
+    except WorkbenchError as exc:
+        st.error(str(exc))
+    else:
+        st.table(pd.DataFrame({"prompt": [prompt], "codebooks": gen["codebooks"],
+                               f"code {code} forced": gen["forced"]}))  # fmt: skip
