@@ -111,6 +111,8 @@ def browser_page(width: int = 1400, height: int = 1000):
     """A playwright page in headless Debian Chromium (no `playwright install` needed)."""
     from playwright.sync_api import sync_playwright
 
+    if chromium_path() is None:
+        raise RuntimeError("no `chromium` on PATH: .ci/run installs it (apt-get install chromium)")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         try:
@@ -166,6 +168,18 @@ def full_page_screenshot(page, path: Path) -> Path:
     page.screenshot(path=str(path), full_page=True)
     page.set_viewport_size(viewport)
     return path
+
+
+def needs_chromium(test):
+    """Mark a test that opens the app in Chromium: skipped without chromium, except under CI,
+    where `browser_page` then fails saying .ci/run must install it (the AppTest parts of the same
+    module still run)."""
+    import pytest
+
+    return pytest.mark.skipif(
+        chromium_path() is None and not os.environ.get("CI"),
+        reason="no chromium on PATH (set CI to make this an error)",
+    )(test)
 
 
 def require_chromium() -> None:

@@ -3,11 +3,10 @@ directory: statistics per layer, usage and purity charts, top contexts, steering
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-from app_browser import chromium_path, rendered_page, require_chromium
+from app_browser import needs_chromium, rendered_page
 from streamlit.testing.v1 import AppTest
 
 PAGE = Path(__file__).resolve().parents[2] / "app" / "pages" / "10_Codebooks.py"
@@ -46,11 +45,8 @@ def test_page_apptest(runs_dir) -> None:
 
 @pytest.mark.browser
 @pytest.mark.slow
-@pytest.mark.skipif(
-    chromium_path() is None and not os.environ.get("CI"), reason="no chromium on PATH"
-)
+@needs_chromium
 def test_codebook_page(tmp_path):
-    require_chromium()
     runs = tmp_path / "runs"
     _trained(runs)
     path = "Codebooks?model=codebooks/fsm-lm&site=blocks.1.hook_resid_post&code=5"

@@ -4,12 +4,11 @@ params, empty runs dir) and headless Chromium (no exception, charts drawn, a scr
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-from app_browser import browser_page, chromium_path, full_page_screenshot, serve
+from app_browser import needs_chromium, rendered_page
 from streamlit.testing.v1 import AppTest
 
 from analyses.neural_collapse import over_checkpoints
@@ -83,21 +82,10 @@ def test_empty_runs_dir_says_how_to_make_results(tmp_path, monkeypatch):
 
 @pytest.mark.browser
 @pytest.mark.slow
+@needs_chromium
 def test_page_renders_in_chromium(runs, tmp_path):
-    if chromium_path() is None:
-        if os.environ.get("CI"):
-            raise RuntimeError("CI is set but no `chromium` is on PATH")
-        pytest.skip("no chromium on PATH")
-    shots = Path(os.environ.get("WORKBENCH_SCREENSHOTS", tmp_path))
-    with serve(runs, tmp_path / "server.log") as (url, _port, _pid), browser_page() as page:
-        page.goto(f"{url}/Collapse_and_probes")
-        page.wait_for_function(
-            "document.querySelectorAll('.js-plotly-plot .main-svg').length >= 3", timeout=90_000
-        )
-        page.wait_for_timeout(1000)
-        errors = page.locator('[data-testid="stException"]')
-        assert errors.count() == 0, errors.first.inner_text()
-        text = page.locator('[data-testid="stMain"]').inner_text()
+    with rendered_page(runs, "Collapse_and_probes", 3, "page-collapse.png", tmp_path) as (
+        _page,
+        text,
+    ):
         assert "Neural collapse over training" in text and "Linear probes per layer" in text
-        shot = full_page_screenshot(page, shots / "page-collapse.png")
-    assert shot.stat().st_size > 20_000

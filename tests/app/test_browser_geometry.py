@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-from app_browser import browser_page, chromium_path, full_page_screenshot, serve
+from app_browser import needs_chromium, rendered_page
 from streamlit.testing.v1 import AppTest
 
 from workbench.store import StoreWriter
@@ -93,25 +92,8 @@ def test_geometry_page_without_stores(runs_dir):
 
 @pytest.mark.browser
 @pytest.mark.slow
+@needs_chromium
 def test_geometry_page_in_chromium(series_runs, tmp_path):
-    if chromium_path() is None:
-        if os.environ.get("CI"):
-            raise RuntimeError("CI is set but no `chromium` is on PATH")
-        pytest.skip("no chromium on PATH")
-    shots = Path(os.environ.get("WORKBENCH_SCREENSHOTS", tmp_path))
-    with (
-        serve(series_runs, tmp_path / "server.log") as (url, _port, _pid),
-        browser_page() as page,
-    ):
-        page.goto(f"{url}/Geometry?store=series/step100")
-        page.wait_for_function(
-            "document.querySelectorAll('.js-plotly-plot .main-svg').length >= 5",
-            timeout=90_000,
-        )
-        page.wait_for_timeout(1000)
-        errors = page.locator('[data-testid="stException"]')
-        assert errors.count() == 0, errors.first.inner_text()
-        text = page.locator('[data-testid="stMain"]').inner_text()
+    path = "Geometry?store=series/step100"
+    with rendered_page(series_runs, path, 5, "page-geometry.png", tmp_path) as (_page, text):
         assert "Representation geometry" in text and "over training" in text
-        shot = full_page_screenshot(page, shots / "page-geometry.png")
-    assert shot.stat().st_size > 20_000

@@ -4,11 +4,10 @@ screenshot in $WORKBENCH_SCREENSHOTS or pytest's tmp dir)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-from app_browser import browser_page, chromium_path, full_page_screenshot, serve, wait_for_charts
+from app_browser import needs_chromium, rendered_page, wait_for_charts
 from streamlit.testing.v1 import AppTest
 
 from analyses.landscape.sweep import TrainConfig, intrinsic_dimension
@@ -72,22 +71,13 @@ def test_result_outside_the_runs_dir_is_not_offered(monkeypatch, runs):
 
 @pytest.mark.browser
 @pytest.mark.slow
+@needs_chromium
 def test_landscape_page_in_chromium(runs, tmp_path):
-    if chromium_path() is None:
-        if os.environ.get("CI"):
-            raise RuntimeError("CI is set but no `chromium` is on PATH: .ci/run must install it")
-        pytest.skip("no chromium on PATH (set CI to make this an error)")
-    shots = Path(os.environ.get("WORKBENCH_SCREENSHOTS", tmp_path))
-    with serve(runs, tmp_path / "server.log") as (url, _port, _pid), browser_page() as page:
-        page.goto(f"{url}/Landscape?result=intrinsic-dim/digits-mlp-w16")
+    path = "Landscape?result=intrinsic-dim/digits-mlp-w16"
+    with rendered_page(runs, path, 2, "page-landscape.png", tmp_path) as (page, text):
         plots = wait_for_charts(page, 2, timeout_ms=90_000)
-        errors = page.locator('[data-testid="stException"]')
-        assert errors.count() == 0, errors.first.inner_text()
-        text = page.locator('[data-testid="stMain"]').inner_text()
         assert "d_int90" in text and "digits-mlp-w16" in text
-        shot = full_page_screenshot(page, shots / "page-landscape.png")
-    curve = next(p for p in plots if "subspace dimension" in p["title"])
-    assert curve["names"] == ["each seed", "mean over seeds"]
-    assert sorted(curve["x"][1]) == [5, 200, 800]
-    assert all(0.0 <= y <= 1.0 for y in curve["y"][1])
-    assert shot.stat().st_size > 20_000
+        curve = next(p for p in plots if "subspace dimension" in p["title"])
+        assert curve["names"] == ["each seed", "mean over seeds"]
+        assert sorted(curve["x"][1]) == [5, 200, 800]
+        assert all(0.0 <= y <= 1.0 for y in curve["y"][1])

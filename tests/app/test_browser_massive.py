@@ -3,13 +3,12 @@ job's folder), and the real app in headless Chromium with a screenshot."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from app_browser import browser_page, chromium_path, full_page_screenshot, serve
+from app_browser import needs_chromium, rendered_page
 from app_stores import make_store
 from streamlit.testing.v1 import AppTest
 
@@ -81,28 +80,14 @@ def test_with_a_tracking_job_shows_fit_and_ablation(runs_dir):
 
 @pytest.mark.browser
 @pytest.mark.slow
+@needs_chromium
 def test_page_in_chromium(tmp_path):
-    if chromium_path() is None:
-        if os.environ.get("CI"):
-            raise RuntimeError("CI is set but no `chromium` is on PATH: .ci/run must install it")
-        pytest.skip("no chromium on PATH (set CI to make this an error)")
     runs = tmp_path / "runs"
     store = make_store(runs, "stores/toy")
     write_job(runs)
-    shots = Path(os.environ.get("WORKBENCH_SCREENSHOTS", tmp_path))
     query = f"store=stores/toy&site={store.planted_site}&example={store.planted_row // 6}"
-    with (
-        serve(runs, tmp_path / "server.log") as (url, _port, _pid),
-        browser_page() as page,
+    with rendered_page(runs, f"Massive?{query}", 5, "page-massive.png", tmp_path) as (
+        _page,
+        text,
     ):
-        page.goto(f"{url}/Massive?{query}")
-        page.wait_for_function(
-            "document.querySelectorAll('.js-plotly-plot .main-svg').length >= 5", timeout=90_000
-        )
-        page.wait_for_timeout(1500)
-        errors = page.locator('[data-testid="stException"]')
-        assert errors.count() == 0, errors.first.inner_text()
-        text = page.locator('[data-testid="stMain"]').inner_text()
         assert "Massive activations" in text and "Ablation" in text
-        shot = full_page_screenshot(page, shots / "page-massive.png")
-    assert shot.stat().st_size > 20_000

@@ -4,22 +4,17 @@ shaded contexts present, a screenshot."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-from app_browser import browser_page, chromium_path, full_page_screenshot, serve
+from app_browser import rendered_page, require_chromium
 
 from workbench.cli.main import main
 from workbench.store import StoreWriter
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-if chromium_path() is None:
-    if os.environ.get("CI"):
-        raise RuntimeError("CI is set but no `chromium` is on PATH: .ci/run must install it")
-    pytest.skip("no chromium on PATH (set CI to make this an error)", allow_module_level=True)
+require_chromium()
 
 SITE = "blocks.0.hook_resid_post"
 
@@ -88,20 +83,9 @@ def make_runs(runs: Path) -> None:
 def test_feature_page_renders(tmp_path):
     runs = tmp_path / "runs"
     make_runs(runs)
-    shots = Path(os.environ.get("WORKBENCH_SCREENSHOTS", tmp_path))
-    with (
-        serve(runs, tmp_path / "server.log") as (url, _port, _pid),
-        browser_page() as page,
+    with rendered_page(runs, "SAE_features?latent=3", 4, "page-sae-features.png", tmp_path) as (
+        page,
+        text,
     ):
-        page.goto(f"{url}/SAE_features?latent=3")
-        page.wait_for_function(
-            "document.querySelectorAll('.js-plotly-plot .main-svg').length >= 4", timeout=90_000
-        )
-        page.wait_for_timeout(1000)
-        errors = page.locator('[data-testid="stException"]')
-        assert errors.count() == 0, errors.first.inner_text()
-        text = page.locator('[data-testid="stMain"]').inner_text()
         assert "Latent 3" in text and "Top activations" in text and "tag=1" in text
         assert page.locator("span[title]").count() > 10  # shaded tokens
-        shot = full_page_screenshot(page, shots / "page-sae-features.png")
-    assert shot.stat().st_size > 20_000
