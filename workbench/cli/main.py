@@ -178,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--zoo-root", help="zoo cache shown on the home page (default $WORKBENCH_ZOO)")
 
+    from workbench.batch.cli import add_parser as add_batch_parser
+
+    add_batch_parser(sub)
     for entry in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
         entry.load()(sub)
     return parser

@@ -1,0 +1,25 @@
+"""Batch analyses over models, checkpoints, datasets, sites and analyses, from a YAML spec.
+
+    spec = load_spec("toy-lm.yaml")          # validated; errors name the line and field
+    plan = make_plan(spec)                   # captures and cells, each keyed by a content hash
+    run_batch(plan, executor="local")        # resumable: finished cells are skipped
+    frame = read_results(plan.out)           # tidy: one row per cell x metric
+
+Activations are captured once per (model, checkpoint, dataset) into a store and shared by every
+analysis cell that reads them; each cell's result lands in `cells/<key>/` (JSON written last, so
+a cell without it is not finished) and `results.parquet` gathers them.
+"""
+
+from workbench.batch.plan import Plan, make_plan
+from workbench.batch.run import batch_status, read_results, run_batch
+from workbench.batch.spec import BatchSpec, load_spec
+
+__all__ = [
+    "BatchSpec",
+    "Plan",
+    "batch_status",
+    "load_spec",
+    "make_plan",
+    "read_results",
+    "run_batch",
+]
