@@ -75,3 +75,13 @@ def mlp():
 def hook_count(module: nn.Module) -> int:
     """Forward hooks on `module` and all its submodules."""
     return sum(len(m._forward_hooks) for m in module.modules())
+
+
+@pytest.fixture(scope="session")
+def quick_zoo(tmp_path_factory):
+    """A zoo root with a quick (tiny, few-step) toy-lm build, shared by the whole session."""
+    from workbench import zoo
+
+    root = tmp_path_factory.mktemp("quick-zoo")
+    zoo.build("toy-lm", root=root, quick=True)
+    return root

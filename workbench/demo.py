@@ -8,7 +8,9 @@
    then runs the demo steps analysis packages register (entry-point group `workbench.demo`):
    a steering sweep of toy-lm's sentiment direction, toy-lm's massive activations over its
    checkpoints, ...;
-4. returns a short summary; the CLI then opens the app (unless `--no-app`, or not interactive).
+4. runs a small batch over toy-lm's checkpoints (`<out>/sweeps/toy-lm-dynamics/`: intrinsic
+   dimension, anisotropy and a topic probe per layer and step), which the app's Batch page shows;
+5. returns a short summary; the CLI then opens the app (unless `--no-app`, or not interactive).
 
 Every step reuses finished work: stores are resumable and complete ones are kept, results are
 recomputed only when missing.
@@ -93,6 +95,7 @@ def run_demo(
             f"{done} results"
         )
     lines.extend(_extra_steps(out, zoo_root, device))
+    lines.append(_batch_step(out, zoo_root, device))
     lines.append(f"results and stores: {out}; browse them with `workbench app --runs {out}`")
     return lines
 
@@ -110,6 +113,49 @@ def _extra_steps(out: Path, zoo_root: Path | None, device: str) -> list[str]:
     for entry in sorted(entry_points(group=DEMO_GROUP), key=lambda e: e.name):
         lines.append(entry.load()(out, zoo_root, device))
     return lines
+
+
+DEMO_BATCH = """\
+name: toy-lm-dynamics
+models:
+  - model: toy-lm
+    steps: {every: 2}
+datasets:
+  - {dataset: grammar-lm, n_examples: 160, max_length: 48}
+sites: ["blocks.*.hook_resid_post"]
+analyses:
+  - analysis: twonn
+    params: {max_samples: 2000}
+  - analysis: anisotropy
+  - analysis: probe
+    label: topic
+    params: {label_level: last}
+"""
+
+
+def _batch_step(out: Path, zoo_root: Path | None, device: str) -> str:
+    """The demo batch: toy-lm's geometry and topic decodability over training (resumable)."""
+    import yaml
+
+    from workbench.batch import make_plan, run_batch
+    from workbench.batch.report import write_report
+    from workbench.batch.spec import parse_spec
+
+    folder = out / "sweeps" / "toy-lm-dynamics"
+    spec = yaml.safe_load(DEMO_BATCH)
+    spec.update(out=str(folder), device=device)
+    if zoo_root is not None:
+        spec["zoo_root"] = str(zoo_root)
+    text = yaml.safe_dump(spec, sort_keys=False)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "spec.yaml").write_text(text)
+    status = run_batch(make_plan(parse_spec(text, str(folder / "spec.yaml")), estimate=False))
+    write_report(str(folder))
+    return (
+        f"batch toy-lm-dynamics: {status['done']} of {status['cells']} cells done "
+        f"({status['failed']} failed) over {spec['models'][0]['model']} checkpoints; "
+        f"{folder}/results.parquet, report.html"
+    )
 
 
 def _analyse(store, out: Path, store_name: str) -> int:

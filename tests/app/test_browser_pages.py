@@ -17,10 +17,8 @@ PAGES = [("home", "", 2), ("model", "Model?model=toy-lm&prompt=the+big+dog+ran+.
 
 
 @pytest.mark.parametrize("name,path,n_charts", PAGES)
-def test_page_renders(name, path, n_charts, tmp_path, monkeypatch):
-    root = tmp_path / "zoo"
-    zoo.build("toy-lm", root, quick=True)
-    monkeypatch.setenv(zoo.ZOO_ENV, str(root))  # inherited by the server
+def test_page_renders(name, path, n_charts, tmp_path, monkeypatch, quick_zoo):
+    monkeypatch.setenv(zoo.ZOO_ENV, str(quick_zoo))  # inherited by the server
     make_store(tmp_path / "runs", "stores/toy")
     with rendered_page(tmp_path / "runs", path, n_charts, f"page-{name}.png", tmp_path) as (
         _page,

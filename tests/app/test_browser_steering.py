@@ -12,11 +12,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 require_chromium()
 
 
-def test_steering_page(tmp_path, monkeypatch):
+def test_steering_page(tmp_path, monkeypatch, quick_zoo):
     from analyses.steering.recipes import lm_sweep
 
-    root = tmp_path / "zoo"
-    zoo.build("toy-lm", root, quick=True)
+    root = quick_zoo
     monkeypatch.setenv(zoo.ZOO_ENV, str(root))  # inherited by the server
     series = zoo.load_series("toy-lm", root)
     handle = series.load(series.steps[-1], device="cpu")

@@ -13,10 +13,8 @@ PAGE = str(Path(__file__).resolve().parents[2] / "app" / "pages" / "1_Model.py")
 
 
 @pytest.fixture(scope="module")
-def zoo_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("zoo")
-    zoo.build("toy-lm", root, quick=True)
-    return root
+def zoo_dir(quick_zoo):
+    return quick_zoo
 
 
 def run_page(monkeypatch, zoo_dir, **query) -> AppTest:

@@ -11,6 +11,7 @@ a cell without it is not finished) and `results.parquet` gathers them.
 """
 
 from workbench.batch.plan import Plan, make_plan
+from workbench.batch.report import write_report
 from workbench.batch.run import batch_status, read_results, run_batch
 from workbench.batch.spec import BatchSpec, load_spec
 
@@ -22,4 +23,5 @@ __all__ = [
     "make_plan",
     "read_results",
     "run_batch",
+    "write_report",
 ]

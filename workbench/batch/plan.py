@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.batch.checkpoints import Checkpoint, load_checkpoint, resolve_checkpoints
-from workbench.batch.spec import AnalysisEntry, BatchSpec, DatasetEntry, Resources
+from workbench.batch.spec import AnalysisEntry, BatchSpec, DatasetEntry, Resources, entry_names
 from workbench.errors import WorkbenchError
 
 KEY_VERSION = 1
@@ -44,6 +44,7 @@ class Cell:
 
     key: str
     analysis: str
+    entry: str  # the spec entry's name (`entry_names`): `probe`, or `probe#2` for a second one
     params: dict[str, Any]
     model: str
     step: int | None
@@ -63,6 +64,7 @@ class Cell:
         """The cell's identity as result columns."""
         return {
             "cell": self.key,
+            "entry": self.entry,
             "model": self.model,
             "step": self.step,
             "dataset": self.dataset,
@@ -120,19 +122,18 @@ def make_plan(spec: BatchSpec, estimate: bool = True) -> Plan:
                 for c in checkpoints
             ]
             plan.captures.extend(captures)
+            names = entry_names(spec.analyses)
+            group: list[Cell] = []
             for capture in captures:
-                for analysis in spec.analyses:
+                for name, analysis in zip(names, spec.analyses, strict=True):
                     if analysis.over_steps is None:
-                        plan.cells.extend(
-                            _cells(capture, captures[-1], sites, analysis, get_analysis)
+                        group.extend(
+                            _cells(capture, captures[-1], sites, analysis, name, get_analysis)
                         )
-            for analysis in spec.analyses:
+            for name, analysis in zip(names, spec.analyses, strict=True):
                 if analysis.over_steps is not None:
-                    plan.cells.extend(
-                        _trajectory_cells(
-                            plan.cells, entry.model, dataset, sites, analysis, get_analysis
-                        )
-                    )
+                    group.extend(_trajectory_cells(group, sites, analysis, name, get_analysis))
+            plan.cells.extend(group)
         if estimate:
             plan.estimate.setdefault("models", []).append(
                 _estimate(handle, capture_sites, spec.datasets, len(checkpoints))
@@ -167,7 +168,12 @@ def _fixed_pair_sites(analyses: list[AnalysisEntry], handle: Any, model: str) ->
 
 
 def _cells(
-    capture: Capture, final: Capture, sites: list[str], entry: AnalysisEntry, get_analysis
+    capture: Capture,
+    final: Capture,
+    sites: list[str],
+    entry: AnalysisEntry,
+    name: str,
+    get_analysis,
 ) -> list[Cell]:
     from workbench.batch.spec import AGAINST
 
@@ -201,6 +207,7 @@ def _cells(
             Cell(
                 key=content_key(identity),
                 analysis=entry.analysis,
+                entry=name,
                 params=params,
                 model=capture.checkpoint.model,
                 step=capture.checkpoint.step,
@@ -218,14 +225,10 @@ def _cells(
 
 
 def _trajectory_cells(
-    cells: list[Cell],
-    model: str,
-    dataset: DatasetEntry,
-    sites: list[str],
-    entry: AnalysisEntry,
-    get_analysis,
+    cells: list[Cell], sites: list[str], entry: AnalysisEntry, name: str, get_analysis
 ) -> list[Cell]:
-    """One cell per site: `entry` fitted to the upstream analysis's metric over the steps."""
+    """One cell per site: `entry` fitted to the upstream entry's metric over the steps of one
+    (model, dataset) group of `cells`."""
     assert entry.over_steps is not None
     analysis = get_analysis(entry.analysis)
     params = dataclasses.asdict(
@@ -234,16 +237,10 @@ def _trajectory_cells(
     upstream_name, metric = entry.over_steps["analysis"], entry.over_steps["metric"]
     out = []
     for site in sites:
-        upstream = tuple(
-            c.key
-            for c in cells
-            if c.analysis == upstream_name
-            and c.model == model
-            and c.dataset == dataset.dataset
-            and c.site == site
-        )
-        if not upstream:
+        matching = [c for c in cells if c.entry == upstream_name and c.site == site]
+        if not matching:
             continue
+        upstream = tuple(c.key for c in matching)
         identity = {
             "upstream": upstream,
             "metric": metric,
@@ -254,10 +251,11 @@ def _trajectory_cells(
             Cell(
                 key=content_key(identity),
                 analysis=entry.analysis,
+                entry=name,
                 params=params,
-                model=model,
+                model=matching[0].model,
                 step=None,
-                dataset=dataset.dataset,
+                dataset=matching[0].dataset,
                 site=site,
                 stage="trajectory",
                 upstream=upstream,

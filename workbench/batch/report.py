@@ -14,21 +14,33 @@ from workbench.batch.run import batch_status, read_results
 from workbench.batch.storage import ResultStore
 
 
+def step_axis(frame: pd.DataFrame) -> tuple[pd.DataFrame, str, bool]:
+    """(frame, x column, log axis?) for plotting over checkpoint steps: steps spanning more than
+    a decade (Pythia-style schedules) go on a log axis, as `step + 1` when step 0 is present."""
+    steps = frame["step"].dropna()
+    positive = steps[steps > 0]
+    if positive.empty or positive.max() / positive.min() < 20:
+        return frame, "step", False
+    if steps.min() == 0:
+        return frame.assign(**{"step + 1": frame["step"] + 1}), "step + 1", True
+    return frame, "step", True
+
+
 def metric_figures(frame: pd.DataFrame) -> list[Any]:
-    """One figure per (analysis, metric) that has a single value per cell: the value over steps
+    """One figure per (spec entry, metric) that has a single value per cell: the value over steps
     with a line per (model, dataset, site) when the batch spans checkpoints, else over sites."""
     import plotly.express as px
 
     figures: list[Any] = []
     if frame.empty:
         return figures
-    for (analysis, metric), group in frame.groupby(["analysis", "metric"], sort=False):
+    for (entry, metric), group in frame.groupby(["entry", "metric"], sort=False):
         if group.groupby("cell").size().max() != 1 or not pd.api.types.is_numeric_dtype(
             group["value"]
         ):
             continue  # per-dimension or per-class rows: the app's pages show those
         group = group.assign(series=group["model"] + " " + group["dataset"] + " " + group["site"])
-        title = f"{analysis}: {metric}"
+        title = f"{entry}: {metric}"
         if group["step"].notna().any() and group["step"].nunique() > 1:
             fig = px.line(
                 group.sort_values("step"),

@@ -192,9 +192,9 @@ def cell_task(job: dict[str, Any]) -> dict[str, Any]:
             record_failure(results, cell, error, traceback.format_exc())
             return {"error": error}
         frame = result.to_frame()
-        for column, value in reversed(cell.columns().items()):
-            if column not in frame.columns:
-                frame.insert(0, column, value)
+        caught_text = sorted({str(w.message) for w in caught})
+        frame["warnings"] = " | ".join(caught_text) or None
+        frame = with_identity(frame, cell)
         results.write_frame(("cells", cell.key, "result.parquet"), _tidy(frame))
         results.remove("cells", cell.key, "error.json")
         meta = {
@@ -202,7 +202,7 @@ def cell_task(job: dict[str, Any]) -> dict[str, Any]:
             "cell": dataclasses.asdict(cell),
             "headline": result.headline,
             "provenance": result.provenance,
-            "warnings": sorted({str(w.message) for w in caught}),
+            "warnings": caught_text,
         }
         results.write_json(("cells", cell.key, "result.json"), meta)  # last: marks it finished
         return {"error": None, "warnings": meta["warnings"]}
@@ -255,6 +255,16 @@ def record_failure(results: ResultStore, cell: Cell, error: str, trace: str = ""
     )
 
 
+def with_identity(frame: pd.DataFrame, cell: Cell) -> pd.DataFrame:
+    """`frame` with the cell's identity columns (cell, entry, model, step, ...) in front; a
+    column the analysis itself wrote (e.g. its own `site`) is kept."""
+    frame = frame.copy()
+    for column, value in reversed(cell.columns().items()):
+        if column not in frame.columns:
+            frame.insert(0, column, value)
+    return frame
+
+
 def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
     """Columns parquet can hold: an object column of mixed types becomes text."""
     frame = frame.copy()
@@ -269,7 +279,7 @@ def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
 def gather(plan: Plan, results: ResultStore) -> pd.DataFrame:
     """Concatenate the finished cells' frames in plan order into OUT/results.parquet."""
     frames = [
-        results.read_frame("cells", c.key, "result.parquet")
+        with_identity(results.read_frame("cells", c.key, "result.parquet"), c)
         for c in plan.cells
         if results.exists("cells", c.key, "result.json")
     ]
@@ -320,7 +330,10 @@ def batch_status(out: str) -> dict[str, Any]:
 
 
 def _brief(cell: dict[str, Any]) -> dict[str, Any]:
-    return {k: cell[k] for k in ("key", "analysis", "model", "step", "dataset", "site", "site_b")}
+    return {
+        k: cell[k]
+        for k in ("key", "entry", "analysis", "model", "step", "dataset", "site", "site_b")
+    }
 
 
 def read_results(out: str) -> pd.DataFrame:

@@ -351,14 +351,28 @@ def _resources(at: _Locator, path: tuple, value: Any) -> Resources:
     return Resources(**value)
 
 
+def entry_names(analyses: list[AnalysisEntry]) -> list[str]:
+    """A name per analysis entry: its analysis, or `NAME#K` (K from 1) when the spec has the
+    same analysis several times (e.g. two probes with different labels). Results carry it as
+    the `entry` column, and `over_steps` names its upstream by it."""
+    names = [a.analysis for a in analyses]
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(f"{name}#{seen[name]}" if names.count(name) > 1 else name)
+    return out
+
+
 def _check_over_steps(at: _Locator, spec: BatchSpec) -> None:
-    names = [a.analysis for a in spec.analyses]
+    names = entry_names(spec.analyses)
     for i, entry in enumerate(spec.analyses):
         if entry.over_steps is None:
             continue
         upstream = entry.over_steps["analysis"]
-        if upstream not in names or upstream == entry.analysis:
+        valid = [n for j, n in enumerate(names) if spec.analyses[j].over_steps is None]
+        if upstream not in valid:
             raise at.error(
                 ("analyses", i, "over_steps", "analysis"),
-                f"{upstream!r} is not another analysis of this spec; valid: {', '.join(n for n in names if n != entry.analysis)}",
+                f"{upstream!r} is not another analysis entry of this spec; valid: {', '.join(valid)}",
             )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import write_spec
+from batch_specs import write_spec
 
 from workbench.batch import batch_status, load_spec, make_plan, read_results, run_batch
 from workbench.batch.report import write_report

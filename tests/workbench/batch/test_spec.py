@@ -3,8 +3,10 @@ content hashes (stable, and changed exactly where an input changed)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
-from conftest import write_spec
+from batch_specs import write_spec
 
 from workbench.batch import load_spec, make_plan
 from workbench.batch.checkpoints import select_steps
@@ -102,7 +104,7 @@ def test_trajectory_analysis_needs_an_upstream():
     ):
         parse_spec(text, "good.yaml")
     text = GOOD + "  - analysis: massive-fit\n    over_steps: {analysis: massive, metric: x}\n"
-    with pytest.raises(SpecError, match="'massive' is not another analysis of this spec"):
+    with pytest.raises(SpecError, match="'massive' is not another analysis entry of this spec"):
         parse_spec(text, "good.yaml")
 
 
@@ -159,3 +161,33 @@ def test_unknown_site_is_named(tmp_path, zoo_root):
     )
     with pytest.raises(Exception, match="sites of model 'toy-lm'"):
         make_plan(spec, estimate=False)
+
+
+def test_cli_plan_prints_cells_and_estimate(tmp_path, zoo_root, capsys):
+    from workbench.cli.main import main
+
+    spec = write_spec(tmp_path / "spec.yaml", zoo_root)
+    assert main(["batch", "plan", str(spec)]) == 0
+    text = capsys.readouterr().out
+    assert "4 captures:" in text and "16 cells:" in text
+    assert "toy-lm@30" in text and "probe" in text
+    assert "96 examples in 4 forward batches" in text
+    assert main(["batch", "plan", str(spec), "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert len(plan["cells"]) == 16 and plan["estimate"]["store_bytes"] > 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(spec.read_text().replace("anisotropy", "anisotropi"))
+    assert main(["batch", "plan", str(bad)]) == 2
+    assert "bad.yaml:" in capsys.readouterr().err
+
+
+def test_repeated_analyses_get_entry_names():
+    text = GOOD + "  - analysis: probe\n    label: sentiment\n"
+    spec = parse_spec(text, "good.yaml")
+    from workbench.batch.spec import entry_names
+
+    assert entry_names(spec.analyses) == ["twonn", "probe#1", "probe#2"]
+    fit = "  - analysis: massive-fit\n    over_steps: {analysis: probe, metric: accuracy}\n"
+    with pytest.raises(SpecError, match="valid: twonn, probe#1, probe#2"):
+        parse_spec(text + fit, "good.yaml")
+    parse_spec(text + fit.replace("analysis: probe,", "analysis: probe#2,"), "good.yaml")
