@@ -36,3 +36,13 @@ def test_notebook_runs(path, tmp_path):
         if output.get("output_type") == "error"
     ]
     assert not errors, errors[0]
+
+
+def test_notebooks_are_stored_without_outputs():
+    """Outputs are stripped in git (they are produced by running, as CI does above)."""
+    import nbformat
+
+    for path in NOTEBOOKS:
+        notebook = nbformat.read(path, as_version=4)
+        code = [c for c in notebook.cells if c.cell_type == "code"]
+        assert all(not c.outputs and c.execution_count is None for c in code), path.name
