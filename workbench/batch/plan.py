@@ -96,12 +96,17 @@ def make_plan(spec: BatchSpec, estimate: bool = True) -> Plan:
 
     out = spec.out.rstrip("/")
     plan = Plan(spec=spec, out=out, stores=spec.stores or f"{out}/stores")
-    for entry in spec.models:
-        checkpoints = resolve_checkpoints(entry.model, entry.steps, spec.zoo_root)
-        handle = load_checkpoint(checkpoints[-1], spec.zoo_root, device="cpu", dtype="float32")
-        patterns = entry.sites or spec.sites
-        sites = _expand(handle, patterns, entry.model)
-        extra = _fixed_pair_sites(spec.analyses, handle, entry.model)
+    for m, entry in enumerate(spec.models):
+        try:
+            checkpoints = resolve_checkpoints(entry.model, entry.steps, spec.zoo_root)
+            handle = load_checkpoint(checkpoints[-1], spec.zoo_root, "cpu", "float32")
+        except WorkbenchError as exc:
+            raise type(exc)(f"{spec.where(f'models[{m}]')}: {exc}") from None
+        field = f"models[{m}].sites" if entry.sites else "sites"
+        sites = _expand(
+            handle, entry.sites or spec.sites, f"{spec.where(field)}: model {entry.model!r}"
+        )
+        extra = _fixed_pair_sites(spec, handle, entry.model)
         capture_sites = tuple(sites + [s for s in extra if s not in sites])
         for dataset in spec.datasets:
             captures = [
@@ -150,21 +155,25 @@ def make_plan(spec: BatchSpec, estimate: bool = True) -> Plan:
     return plan
 
 
-def _expand(handle: Any, patterns: tuple[str, ...], model: str) -> list[str]:
+def _expand(handle: Any, patterns: tuple[str, ...], where: str) -> list[str]:
     from workbench.sites import expand_sites
 
     try:
         return expand_sites(handle.sites(), list(patterns))
     except WorkbenchError as exc:
-        raise type(exc)(f"sites of model {model!r}: {exc}") from None
+        raise type(exc)(f"{where}: {exc}") from None
 
 
-def _fixed_pair_sites(analyses: list[AnalysisEntry], handle: Any, model: str) -> list[str]:
+def _fixed_pair_sites(spec: BatchSpec, handle: Any, model: str) -> list[str]:
     """Sites named by `against: SITE` (captured too, so the pair can be read)."""
     from workbench.batch.spec import AGAINST
 
-    named = [a.against for a in analyses if a.against and a.against not in AGAINST]
-    return _expand(handle, tuple(named), model) if named else []
+    found: list[str] = []
+    for i, a in enumerate(spec.analyses):
+        if a.against and a.against not in AGAINST:
+            where = f"{spec.where(f'analyses[{i}].against')}: model {model!r}"
+            found.extend(s for s in _expand(handle, (a.against,), where) if s not in found)
+    return found
 
 
 def _cells(

@@ -92,13 +92,18 @@ class BatchSpec:
     resources: Resources = Resources()  # of each capture task
     path: str = "<spec>"
     text: str = ""
+    lines: dict[str, int] = field(default_factory=dict)  # "models[0].sites" -> its line
+
+    def where(self, name: str) -> str:
+        """`FILE:LINE: name` for errors found after parsing (e.g. a site the model lacks)."""
+        return f"{self.path}:{self.lines.get(name, 1)}: {name}"
 
 
 def load_spec(path: str | Path, out: str | None = None) -> BatchSpec:
     """Read and validate the YAML spec at `path`; `out` overrides its `out`."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"batch spec {str(path)!r} does not exist")
+        raise InputError(f"batch spec {str(path)!r} is not a file (a YAML spec was expected)")
     return parse_spec(path.read_text(), str(path), out=out)
 
 
@@ -144,6 +149,12 @@ def parse_spec(text: str, where: str = "<spec>", out: str | None = None) -> Batc
         text=text,
     )
     _check_over_steps(at, spec)
+    spec.lines["sites"] = at.line(("sites",))
+    for i in range(len(spec.models)):
+        spec.lines[f"models[{i}]"] = at.line(("models", i))
+        spec.lines[f"models[{i}].sites"] = at.line(("models", i, "sites"))
+    for i in range(len(spec.analyses)):
+        spec.lines[f"analyses[{i}].against"] = at.line(("analyses", i, "against"))
     return spec
 
 

@@ -159,7 +159,7 @@ def test_unknown_site_is_named(tmp_path, zoo_root):
     spec = load_spec(
         write_spec(tmp_path / "spec.yaml", zoo_root, sites=["blocks.9.hook_resid_post"])
     )
-    with pytest.raises(Exception, match="sites of model 'toy-lm'"):
+    with pytest.raises(Exception, match=r"spec.yaml:\d+: sites: model 'toy-lm': unknown site"):
         make_plan(spec, estimate=False)
 
 
