@@ -13,6 +13,7 @@ way. The core never imports an analysis package by name.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -77,8 +78,10 @@ def _convert(key: str, text: str, default: Any) -> Any:
     return text
 
 
+@functools.cache
 def analyses() -> dict[str, Analysis]:
-    """Every installed analysis by name."""
+    """Every installed analysis by name (entry points are scanned once per process;
+    `analyses.cache_clear()` rescans)."""
     found: dict[str, Analysis] = {}
     for ep in entry_points(group=GROUP):
         obj = ep.load()
@@ -88,7 +91,7 @@ def analyses() -> dict[str, Analysis]:
                     f"entry point {ep.name!r} ({ep.value}) is not a workbench Analysis"
                 )
             found[analysis.name] = analysis
-    return dict(sorted(found.items()))
+    return dict(sorted(found.items()))  # callers must not mutate it: it is cached
 
 
 def get_analysis(name: str) -> Analysis:

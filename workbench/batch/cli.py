@@ -29,7 +29,11 @@ def add_parser(sub: Any) -> None:
     a.add_argument("--out", help="results folder or fsspec URL (default: the spec's out)")
     a.add_argument("--executor", default="local", choices=["local", "ray"])
     a.add_argument(
-        "--workers", type=int, default=1, help="local processes (1: in this process), or Ray CPUs"
+        "--workers",
+        type=int,
+        default=1,
+        help="local processes (1: in this process); with ray and no --ray-address, the CPUs "
+        "of the local Ray (1: all cores)",
     )
     a.add_argument(
         "--ray-address",

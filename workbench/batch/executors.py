@@ -18,7 +18,8 @@ EXECUTORS = ("local", "ray")
 
 
 class LocalExecutor:
-    """`workers` processes on this machine; with one worker tasks run in this process."""
+    """`workers` processes on this machine; with one worker tasks run in this process. The pool
+    is started on first use and kept for every stage of the run until `close()`."""
 
     name = "local"
 
@@ -26,6 +27,7 @@ class LocalExecutor:
         if workers < 1:
             raise InputError(f"--workers must be at least 1, got {workers}")
         self.workers = workers
+        self._pool: Any = None
 
     def map(
         self, fn: Callable[[Any], Any], jobs: list[Any], resources: list[Resources]
@@ -34,27 +36,41 @@ class LocalExecutor:
             for i, job in enumerate(jobs):
                 yield i, fn(job)
             return
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures import as_completed
 
-        context = multiprocessing.get_context("spawn")
-        threads = max(1, (os.cpu_count() or 1) // self.workers)
-        with ProcessPoolExecutor(
-            self.workers, mp_context=context, initializer=_limit_threads, initargs=(threads,)
-        ) as pool:
-            futures = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
-            for future in as_completed(futures):
-                yield futures[future], future.result()
+        pool = self._start()
+        futures = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+    def _start(self) -> Any:
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            threads = max(1, (os.cpu_count() or 1) // self.workers)
+            self._pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_limit_threads,
+                initargs=(threads,),
+            )
+        return self._pool
 
     def close(self) -> None:
-        pass
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
 
 def _limit_threads(threads: int) -> None:
-    """Split the cores between worker processes instead of oversubscribing them."""
+    """Split the cores between worker processes instead of oversubscribing them: torch's
+    threads and the BLAS/OpenMP pools numpy and scikit-learn use."""
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(threads)
+    threadpool_limits(threads)
 
 
 class RayExecutor:

@@ -32,7 +32,9 @@ def run_batch(
     address: str | None = None,
     log: Callable[[str], None] = lambda line: None,
 ) -> dict[str, Any]:
-    """Run every unfinished cell of `plan`; returns the status counts and timings.
+    """Run every unfinished cell of `plan`; returns the status counts and timings:
+    `wall_seconds` of the whole run and `task_seconds`, the sum of the tasks' own times (with one
+    worker, wall minus task seconds is the orchestration overhead; with more it is busy time).
 
     Args:
         executor: "local" or "ray".
@@ -45,16 +47,18 @@ def run_batch(
     write_plan(plan, results)
     pending = [c for c in plan.cells if not results.exists("cells", c.key, "result.json")]
     log(f"{len(plan.cells) - len(pending)} of {len(plan.cells)} cells already done")
-    runner = make_executor(executor, workers, address)
     task_seconds = 0.0
+    runner = make_executor(executor, workers, address) if pending else None
     try:
-        failed_captures, seconds = _run_captures(plan, pending, runner, log)
-        task_seconds += seconds
-        for stage in ("acts", "trajectory"):
-            cells = [c for c in pending if c.stage == stage]
-            task_seconds += _run_cells(plan, cells, failed_captures, runner, results, log)
+        if runner is not None:
+            failed_captures, seconds = _run_captures(plan, pending, runner, log)
+            task_seconds += seconds
+            for stage in ("acts", "trajectory"):
+                cells = [c for c in pending if c.stage == stage]
+                task_seconds += _run_cells(plan, cells, failed_captures, runner, results, log)
     finally:
-        runner.close()
+        if runner is not None:
+            runner.close()
     frame = gather(plan, results)
     status = batch_status(plan.out)
     wall = time.perf_counter() - start
