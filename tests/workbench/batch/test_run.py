@@ -181,3 +181,21 @@ def test_executors_give_identical_results(reference, tmp_path):
     assert ray["done"] == 16 and ray["executor"] == "ray"
     assert os.environ.get("RAY_ADDRESS") == env_before
     pd.testing.assert_frame_equal(read_results(str(tmp_path / "ray")), expected)
+
+
+@pytest.mark.slow
+def test_ray_cluster_started_by_the_test_is_joined_and_left_running(reference, tmp_path):
+    """A Ray runtime that exists before the run (here a local cluster this test starts) is
+    used as it is and not shut down by the batch."""
+    ray = pytest.importorskip("ray")
+    spec, reference_out = reference
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        status = _run(spec, tmp_path / "joined", executor="ray")
+        assert status["done"] == 16
+        assert ray.is_initialized()  # the batch did not stop a cluster it did not start
+        assert ray.cluster_resources().get("CPU") == 2
+    finally:
+        ray.shutdown()
+    expected = read_results(str(reference_out))
+    pd.testing.assert_frame_equal(read_results(str(tmp_path / "joined")), expected)
