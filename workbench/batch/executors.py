@@ -6,8 +6,11 @@ outcome, so an executor error means the task could not run at all.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import time
+import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -39,7 +42,8 @@ class LocalExecutor:
         from concurrent.futures import as_completed
 
         pool = self._start()
-        futures = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
+        with _bare_main():  # workers are spawned on submit
+            futures = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
         for future in as_completed(futures):
             yield futures[future], future.result()
 
@@ -61,6 +65,20 @@ class LocalExecutor:
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
+
+
+@contextlib.contextmanager
+def _bare_main() -> Iterator[None]:
+    """Spawned workers re-run the parent's `__main__` file before their first task; when that
+    is not a guarded script (a Streamlit page, a test runner's module, a notebook's kernel
+    launcher) it would run again in every worker. Tasks are module-level functions of installed
+    packages, so the workers get an empty `__main__` instead while they are started."""
+    saved = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = saved
 
 
 def _limit_threads(threads: int) -> None:

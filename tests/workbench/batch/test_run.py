@@ -168,11 +168,20 @@ def test_stores_behind_an_fsspec_url(tmp_path, zoo_root, monkeypatch):
 
 
 @pytest.mark.slow
-def test_executors_give_identical_results(reference, tmp_path):
-    """The process pool and a local Ray cluster started here give the reference's parquet."""
+def test_executors_give_identical_results(reference, tmp_path, monkeypatch):
+    """The process pool and a local Ray cluster started here give the reference's parquet. The
+    pool works even when this process's `__main__` is a script that must not run again (as in
+    a Streamlit page or after AppTest)."""
+    import types
+
     pytest.importorskip("ray")
     spec, reference_out = reference
     expected = read_results(str(reference_out))
+    script = tmp_path / "unguarded.py"
+    script.write_text("raise SystemExit('the parent script ran again in a worker')\n")
+    main_module = types.ModuleType("__main__")
+    main_module.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", main_module)
     pool = _run(spec, tmp_path / "pool", workers=2)
     assert pool["done"] == 16
     pd.testing.assert_frame_equal(read_results(str(tmp_path / "pool")), expected)
