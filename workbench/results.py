@@ -19,6 +19,9 @@ import pandas as pd
 from workbench.errors import InputError
 
 RESULT_SCHEMA_VERSION = 1
+#: the keys of a Result's `result.json` (a batch cell's `result.json` has others: see
+#: workbench.batch.storage, and `workbench batch report` for reading those)
+RESULT_META_KEYS = ("analysis", "headline", "params", "provenance")
 
 
 @dataclass
@@ -95,6 +98,14 @@ class Result:
         if not meta_path.is_file():
             raise InputError(f"{str(directory)!r} holds no finished result (no result.json)")
         meta = json.loads(meta_path.read_text())
+        missing = [key for key in RESULT_META_KEYS if key not in meta]
+        if missing:
+            kind = "a batch cell" if "cell" in meta else "something else"
+            raise InputError(
+                f"{str(directory)!r} holds {kind}, not a Result: its result.json lacks "
+                f"{missing} (a Result has {list(RESULT_META_KEYS)}); read batch cells with "
+                "`workbench batch report` or the results.parquet of their batch"
+            )
         frame = pd.read_parquet(directory / "result.parquet")
         return cls(
             analysis=meta["analysis"],
@@ -106,8 +117,9 @@ class Result:
 
 
 def list_results(root: str | Path, max_depth: int = 6) -> list[dict[str, Any]]:
-    """Finished results (a `result.json` beside its parquet) under `root`: path relative to
-    `root`, analysis, and the headline numbers."""
+    """Finished results (a Result's `result.json` beside its parquet) under `root`: path
+    relative to `root`, analysis, and the headline numbers. Batch cells (whose `result.json` is
+    not a Result's) and unreadable files are skipped."""
     root = Path(root)
     found = []
     for meta_path in sorted(root.glob("**/result.json")):
@@ -117,6 +129,8 @@ def list_results(root: str | Path, max_depth: int = 6) -> list[dict[str, Any]]:
         try:
             meta = json.loads(meta_path.read_text())
         except (OSError, ValueError):
+            continue
+        if not isinstance(meta, dict) or any(key not in meta for key in RESULT_META_KEYS):
             continue
         found.append(
             {

@@ -32,3 +32,21 @@ def test_unfinished_result_does_not_read_as_complete(tmp_path):
         Result.load(tmp_path / "r")
     with pytest.raises(InputError, match="lacks columns"):
         Result("x", pd.DataFrame({"value": [1]}))
+
+
+def test_list_results_skips_what_is_not_a_result(tmp_path):
+    """A batch cell's result.json (other keys) beside a Result: only the Result is listed, and
+    loading the cell as a Result says what it is instead of raising KeyError."""
+    from workbench.results import list_results
+
+    make().save(tmp_path / "results" / "demo")
+    cell = tmp_path / "sweeps" / "s" / "cells" / "0123abcd"
+    cell.mkdir(parents=True)
+    make().frame.to_parquet(cell / "result.parquet")
+    (cell / "result.json").write_text('{"analysis": "demo", "cell": {}, "headline": {}}')
+    (tmp_path / "results" / "broken").mkdir()
+    (tmp_path / "results" / "broken" / "result.json").write_text("[1, 2]")
+    make().frame.to_parquet(tmp_path / "results" / "broken" / "result.parquet")
+    assert [r["path"] for r in list_results(tmp_path)] == ["results/demo"]
+    with pytest.raises(InputError, match="holds a batch cell, not a Result"):
+        Result.load(cell)
