@@ -36,7 +36,7 @@ class ActivationStore:
     """A complete store at `path`; ``verify=True`` also re-hashes every file (slow)."""
 
     def __init__(self, path: str | os.PathLike, verify: bool = False):
-        self.path = Path(path)
+        self.path = Path(path).absolute()  # results record it: valid from any cwd
         manifest = M.read_manifest(self.path)
         if manifest is None:
             raise StoreError(f"{self.path} is not an activation store (no {M.MANIFEST_NAME})")

@@ -179,3 +179,14 @@ def test_list_stores(tmp_path, chunks, write_store, spec_for):
     assert first["summary"] == {"model": "toy", "checkpoint": "final", "dataset": "synthetic"}
     assert second["summary"]["dataset"] == "other"
     assert isinstance(ActivationStore(first["path"]), ActivationStore)
+
+
+def test_store_opened_by_a_relative_path_records_an_absolute_one(
+    tmp_path, chunks, write_store, monkeypatch
+):
+    """Results and SAE reports record `store.path`; a relative one (`workbench demo --out
+    runs/demo`) once pointed the app's SAE page outside its runs directory."""
+    write_store(tmp_path / "runs" / "s", chunks)
+    monkeypatch.chdir(tmp_path)
+    store = ActivationStore("runs/s")
+    assert store.path.is_absolute() and store.path == tmp_path / "runs" / "s"
