@@ -20,7 +20,6 @@ Two analyses:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -152,25 +151,9 @@ def token_decoder(choice: str, store: Any) -> Any:
         folder = choice
         if not Path(folder).is_dir():
             raise InputError(f"tokenizer={choice!r}: not a folder; valid: auto, none, a folder")
-    path = Path(folder)
-    if not folder or not any(
-        (path / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json")
-    ):
-        return None
-    return _decoder_for(str(path.resolve()))
+    from workbench.tokens import folder_decoder
 
-
-@lru_cache(maxsize=8)
-def _decoder_for(folder: str) -> Any:
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-
-    @lru_cache(maxsize=4096)
-    def decode(token_id: int) -> str:
-        return str(tokenizer.decode([int(token_id)]))
-
-    return decode
+    return folder_decoder(folder)
 
 
 # ------------------------------------------------------------------------------ massive-fit

@@ -1,10 +1,13 @@
 """Map a tokenizer's tokens onto the whitespace-separated words of a text, so that per-word
-ground truth (part of speech, hidden state, ...) becomes per-token labels."""
+ground truth (part of speech, hidden state, ...) becomes per-token labels; and turn a store's
+token ids back into text with the tokenizer of the model it was captured from."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -57,3 +60,37 @@ def token_labels(word_labels: Sequence[int], index: np.ndarray) -> np.ndarray:
         )
     out[has_word] = labels[index[has_word]]
     return out
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+
+
+def folder_decoder(folder: str | Path | None) -> Callable[[int], str] | None:
+    """`decode(token_id) -> str` with the tokenizer saved in `folder` (local files only), or
+    None when `folder` is empty, missing, or holds no tokenizer. Decoders are cached per folder
+    and memoise token ids."""
+    if not folder or not Path(folder).is_dir():
+        return None
+    path = Path(folder)
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        return None
+    return _decoder_for(str(path.resolve()))
+
+
+def store_decoder(store: Any) -> Callable[[int], str] | None:
+    """`folder_decoder` of the model folder a store was captured from (its provenance
+    `location`), or None."""
+    return folder_decoder((getattr(store, "provenance", None) or {}).get("location"))
+
+
+@lru_cache(maxsize=8)
+def _decoder_for(folder: str) -> Callable[[int], str]:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+
+    @lru_cache(maxsize=4096)
+    def decode(token_id: int) -> str:
+        return str(tokenizer.decode([int(token_id)]))
+
+    return decode

@@ -215,15 +215,11 @@ def quantile_rows(values: np.ndarray, n_bins: int = 5, per_bin: int = 3, seed: i
 def token_decoder(store: Any) -> Any:
     """A function token id -> text for the store's model: its tokenizer when the store's
     provenance names a local folder that has one, else the id in angle brackets."""
-    location = (store.provenance or {}).get("location")
-    if location and Path(location).is_dir():
-        try:
-            from transformers import AutoTokenizer
+    from workbench.tokens import store_decoder
 
-            tok = AutoTokenizer.from_pretrained(location, local_files_only=True)
-            return lambda i: tok.decode([int(i)]) if i >= 0 else ""
-        except (OSError, ValueError):
-            pass
+    decode = store_decoder(store)
+    if decode is not None:
+        return lambda i: decode(int(i)) if i >= 0 else ""
     return lambda i: f"<{int(i)}>" if i >= 0 else ""
 
 

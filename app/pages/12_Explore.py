@@ -1,0 +1,214 @@
+"""Explore page: a map of one site's activations (PCA or UMAP of sampled rows, coloured by any
+label) whose box or lasso selection drives the other panels: how many rows, which label values
+the selection is rich in, the units that set it apart (Cohen's d), and the selected tokens in
+context.
+
+Thin: `analyses.explore` does the work. The whole view (store, site, map, colour, points, seed,
+selection) lives in the URL, the selection as compact row ranges (`sel=0-4,9`), so a copied link
+reproduces it; a selection from a link is drawn as ringed points.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from analyses.explore import (
+    contexts,
+    decode_rows,
+    encode_rows,
+    project,
+    row_labels,
+    sample_rows,
+    selection_panels,
+)
+from workbench.errors import WorkbenchError
+from workbench.runsdir import inside_runs, runs_root
+from workbench.store import ActivationStore, list_stores
+from workbench.tokens import store_decoder
+
+st.set_page_config(page_title="Workbench: explore", layout="wide")
+root = runs_root()
+POINTS = [500, 1000, 2000, 5000]
+MAX_CONTEXTS = 50
+
+
+@st.cache_data(show_spinner="reading and mapping activations...", max_entries=16)
+def mapped(path: str, mtime: float, site: str, method: str, n_points: int, seed: int):
+    """Sampled row ids (n,), their activations (n, d) float32 and the (n, 2) map; keyed by the
+    manifest's mtime so a re-captured store is re-read."""
+    store = ActivationStore(path)
+    rows = sample_rows(store.n_rows, n_points, seed)
+    acts = store.read(site, rows, dtype=np.float32)
+    coords, info = project(acts, method, seed)
+    return rows, acts, coords, info
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def labels_of(path: str, mtime: float) -> dict[str, np.ndarray]:
+    return row_labels(ActivationStore(path))
+
+
+def param(key: str, options: list, default):
+    """The URL's value for `key` if it is one of `options` (compared as text), else `default`."""
+    wanted = st.query_params.get(key)
+    return next((o for o in options if str(o) == wanted), default)
+
+
+def row_of(point: dict) -> int | None:
+    """The store row of a selected map point (its customdata; the selection ring has none).
+    Streamlit hands customdata on as a list or as an index-keyed dict."""
+    data = point.get("customdata")
+    if isinstance(data, dict):
+        data = data.get("0", data.get(0))
+    elif isinstance(data, list | tuple):
+        data = data[0] if data else None
+    return None if data is None else int(data)
+
+
+def on_select() -> None:
+    """A new box/lasso selection (or its clearing) replaces the URL's `sel`."""
+    state = st.session_state.get("map")
+    points = (state or {}).get("selection", {}).get("points", []) if state else []
+    rows = [row for row in map(row_of, points) if row is not None]
+    if rows:
+        st.query_params["sel"] = encode_rows(np.array(rows))
+    else:
+        st.query_params.pop("sel", None)
+
+
+st.title("Explore activations")
+st.caption(
+    "Select points on the map (box or lasso); every panel below follows the selection, and the "
+    f"URL keeps it. Runs directory: `{root}`"
+)
+found = [s for s in list_stores(root) if s["complete"]]
+if not found:
+    st.info(f"No complete stores under `{root}`. Run `workbench demo` or `workbench capture`.")
+    st.stop()
+names = {str(Path(s["path"]).resolve().relative_to(root)): s for s in found}
+choices = sorted(names)
+c1, c2, c3, c4, c5 = st.columns([3, 3, 1, 2, 1])
+choice = c1.selectbox("Store", choices, index=choices.index(param("store", choices, choices[0])))
+sites = names[choice]["sites"]
+site = c2.selectbox("Site", sites, index=sites.index(param("site", sites, sites[-1])))
+method = c3.selectbox(
+    "Map", ["pca", "umap"], index=["pca", "umap"].index(param("map", ["pca", "umap"], "pca"))
+)
+n_points = c4.select_slider("Points", POINTS, value=param("n", POINTS, 2000))
+seed = int(c5.number_input("Seed", min_value=0, value=int(param("seed", list(range(1000)), 0))))
+path = inside_runs(choice, root)
+if path is None:
+    st.error("That store is outside the runs directory.")
+    st.stop()
+mtime = (path / "manifest.json").stat().st_mtime
+labels = labels_of(str(path), mtime)
+colour_options = ["(none)", *sorted(labels)]
+colour = st.selectbox(
+    "Colour by",
+    colour_options,
+    index=colour_options.index(param("color", colour_options, "(none)")),
+)
+st.query_params.update(
+    {
+        "store": choice,
+        "site": site,
+        "map": method,
+        "n": str(n_points),
+        "seed": str(seed),
+        "color": colour,
+    }
+)
+
+try:
+    rows, acts, coords, info = mapped(str(path), mtime, site, method, n_points, seed)
+except (WorkbenchError, OSError, ValueError) as e:
+    st.error(f"Cannot map `{site}` of `{choice}`: {e}")
+    st.stop()
+try:
+    selected = decode_rows(st.query_params.get("sel", ""), names[choice]["n_rows"])
+except WorkbenchError as e:
+    st.warning(f"Ignoring the URL's selection: {e}")
+    selected = np.zeros(0, dtype=np.int64)
+colour_name = None if colour == "(none)" else colour
+panels = selection_panels(acts, rows, selected, labels, colour_name)
+mask = panels["mask"]
+
+frame = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1], "row": rows})
+category_order = {}
+if colour_name is not None:
+    values = np.asarray(labels[colour_name])[rows]
+    frame[colour_name] = values.astype(str)
+    category_order = {colour_name: [str(v) for v in np.unique(values)]}  # numeric order
+fig = px.scatter(
+    frame,
+    x="x",
+    y="y",
+    color=colour_name,
+    category_orders=category_order,
+    custom_data=["row"],
+    hover_data={"row": True, "x": False, "y": False},
+    title=f"{info['method'].upper()} of {len(rows):,} rows at {site}",
+    render_mode="webgl",
+)
+fig.update_traces(marker={"size": 5})
+if mask.any():
+    fig.add_trace(
+        go.Scattergl(
+            x=coords[mask, 0],
+            y=coords[mask, 1],
+            mode="markers",
+            name=f"selected ({int(mask.sum())})",
+            marker={"size": 11, "color": "rgba(0,0,0,0)", "line": {"width": 1.5, "color": "black"}},
+            hoverinfo="skip",
+        )
+    )
+fig.update_layout(
+    xaxis_title=info["axes"][0], yaxis_title=info["axes"][1], dragmode="select", height=560
+)
+st.plotly_chart(fig, key="map", on_select=on_select, selection_mode=("box", "lasso"))
+
+st.subheader(f"Selection: {int(mask.sum()):,} of {len(rows):,} mapped rows")
+if not mask.any():
+    st.info("Nothing selected yet: drag a box or lasso on the map.")
+    st.stop()
+left, right = st.columns(2)
+if panels["makeup"] is not None:
+    makeup = panels["makeup"].melt(
+        id_vars="value",
+        value_vars=["share_selected", "share_all"],
+        var_name="rows",
+        value_name="share",
+    )
+    chart = px.bar(
+        makeup.head(40),
+        x="value",
+        y="share",
+        color="rows",
+        barmode="group",
+        title=f"{colour_name}: share among selected vs all rows",
+    )
+    chart.update_xaxes(type="category", title=colour_name)
+    left.plotly_chart(chart)
+else:
+    left.caption("Colour the map by a label to see which values the selection is rich in.")
+if panels["units"] is not None:
+    units = panels["units"].assign(unit=lambda f: f["unit"].astype(str))
+    chart = px.bar(
+        units, x="unit", y="effect", title="Units that set the selection apart (Cohen's d)"
+    )
+    chart.update_xaxes(type="category")
+    right.plotly_chart(chart)
+else:
+    right.caption("Every mapped row is selected: nothing to contrast with.")
+st.markdown("**Selected tokens in context** (the token in [brackets])")
+store = ActivationStore(path)
+picked = rows[mask][:MAX_CONTEXTS]
+st.dataframe(contexts(store, picked, store_decoder(store)), hide_index=True)
+if mask.sum() > MAX_CONTEXTS:
+    st.caption(f"The first {MAX_CONTEXTS} of {int(mask.sum()):,} selected rows.")
