@@ -43,6 +43,7 @@ PAGES = [
     ("Steering", "Steering"),
     ("Codebooks", "Codebooks"),
     ("Batch", "Batch"),
+    ("Explore", "Explore"),
 ]
 #: the pages each concurrent session visits, in order
 LOAD_PAGES = ["Overview", "Geometry", "Similarity", "Batch"]
@@ -71,6 +72,41 @@ async def load(context, url: str, path: str, timeout_ms: int = 90_000) -> float:
     return seconds
 
 
+async def selection_seconds(browser, url: str, store: str, repeats: int) -> list[float]:
+    """Seconds from releasing a box selection on the Explore map to the updated panels (the
+    selection's subheader shows a new count and its charts are drawn), one per repeat; each
+    repeat selects a different vertical band of the map."""
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = await context.new_page()
+    await page.goto(f"{url}/Explore?store={store}&color=(none)")
+    await page.wait_for_function(READY_JS, timeout=120_000)
+    out = []
+    for i in range(repeats):
+        layer = await page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+        before = await page.locator("h3").filter(has_text="Selection:").all_inner_texts()
+        x0 = layer["x"] + layer["width"] * (0.1 + 0.15 * (i % 5))
+        await page.mouse.move(x0, layer["y"] + 2)
+        await page.mouse.down()
+        for t in range(1, 8):
+            await page.mouse.move(
+                x0 + layer["width"] * 0.2 * t / 7, layer["y"] + layer["height"] * t / 7 - 2
+            )
+        start = time.perf_counter()
+        await page.mouse.up()
+        await page.wait_for_function(
+            """before => {
+                const h = [...document.querySelectorAll('h3')].find(e => e.innerText.startsWith('Selection:'));
+                return h && h.innerText !== before && document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2
+                    && !(document.querySelector('[data-testid="stStatusWidget"]')?.innerText || '').match(/Stop|Running/);
+            }""",
+            arg=before[0] if before else "",
+            timeout=120_000,
+        )
+        out.append(time.perf_counter() - start)
+    await context.close()
+    return out
+
+
 async def session(browser, url: str, paths: list[str]) -> list[float]:
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
     try:
@@ -79,7 +115,7 @@ async def session(browser, url: str, paths: list[str]) -> list[float]:
         await context.close()
 
 
-async def run(runs: Path, sessions: int, rounds: int) -> dict:
+async def run(runs: Path, sessions: int, rounds: int, store: str) -> dict:
     from playwright.async_api import async_playwright
 
     log = Path("/tmp/bench_app_server.log")
@@ -90,6 +126,7 @@ async def run(runs: Path, sessions: int, rounds: int) -> dict:
             paths = [path for _name, path in PAGES]
             out["first"] = await session(browser, url, paths)  # cold: a fresh server
             out["second"] = await session(browser, url, paths)  # a new session, caches warm
+            out["selection"] = await selection_seconds(browser, url, store, repeats=5)
             load_paths = [dict(PAGES)[name] for name in LOAD_PAGES]
             single, many = [], []
             for _ in range(rounds):
@@ -109,6 +146,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="runs/demo", help="runs directory (after workbench demo)")
     parser.add_argument("--sessions", type=int, default=10)
+    parser.add_argument("--store", default="stores/toy-lm", help="store the Explore timing maps")
     parser.add_argument("--rounds", type=int, default=2, help="repeats of the 1 vs N comparison")
     args = parser.parse_args()
     if chromium_path() is None:
@@ -120,7 +158,7 @@ def main() -> int:
         return 2
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
-    result = asyncio.run(run(runs, args.sessions, args.rounds))
+    result = asyncio.run(run(runs, args.sessions, args.rounds, args.store))
     print(
         f"bench_app on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; runs {runs}; "
@@ -135,6 +173,12 @@ def main() -> int:
     print(
         f"| **median** | **{first_median:.2f} s** | **{second_median:.2f} s** | "
         f"**{second_median / first_median:.2f}** |\n"
+    )
+    picks = result["selection"]
+    print(
+        f"Selection to updated panels (Explore, {args.store}, last site, 2000 points, "
+        f"{len(picks)} box selections): median {statistics.median(picks):.2f} s, "
+        f"slowest {max(picks):.2f} s\n"
     )
     single = statistics.median(result["single"])
     many = statistics.median(result["many"])
