@@ -1,19 +1,35 @@
 """Batch page: the results of a `workbench batch` run (its `results.parquet`) over checkpoints and
 layers: one metric over training steps with a line per site, the same as a site x step heatmap,
-the cells' status with their errors, and the tidy frame as CSV. View state (batch, analysis,
-metric) lives in the URL.
+a checkpoint scrubber (the analysis's metrics over sites at one step, beside the zoo model's
+training curve), the cells' status with their errors, and the tidy frame as CSV. View state
+(batch, analysis, metric, model, step) lives in the URL.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
+from workbench.batch.report import step_axis
+from workbench.batch.scrub import (
+    curve_path,
+    layer_profile,
+    nearest_step,
+    read_training_curve,
+    site_labels,
+    site_order,
+    values_table,
+)
+from workbench.errors import InputError
 from workbench.runsdir import runs_root
+from workbench.zoo import zoo_root
 
 st.set_page_config(page_title="Workbench: batch", layout="wide")
 root = runs_root()
@@ -38,12 +54,94 @@ def load(folder: str, mtime: float) -> tuple[pd.DataFrame, dict]:
     return pd.read_parquet(Path(folder) / "results.parquet"), batch_status(folder)
 
 
+def url_choice(key: str, options: list, fallback: Callable[[str | None], Any]) -> str:
+    """The session-state key of the widget for URL parameter `key`, seeded from the URL (through
+    `fallback`, given the URL value, when that is not one of `options`) unless it already holds
+    one of `options`. The widget then takes no default: a default computed from the URL would
+    change the widget's identity after each move, and Streamlit would drop every second move."""
+    state = f"batch-page-{key}"  # session state is shared by every page of the app
+    if st.session_state.get(state) not in options:
+        wanted = st.query_params.get(key)
+        st.session_state[state] = wanted if wanted in options else fallback(wanted)
+    return state
+
+
 def pick(label: str, options: list[str], key: str) -> str:
-    """A selectbox whose choice lives in the URL under `key`."""
-    wanted = st.query_params.get(key, options[0])
-    choice = st.selectbox(label, options, index=options.index(wanted) if wanted in options else 0)
+    """A selectbox whose choice lives in the URL under `key` (the first option if none)."""
+    choice = st.selectbox(label, options, key=url_choice(key, options, lambda wanted: options[0]))
     st.query_params[key] = choice
     return choice
+
+
+def per_site_figure(
+    profile: pd.DataFrame, step: int, first: int, metrics: list[str], wrap: int, title: str
+):
+    """A panel per metric of `profile` (`workbench.batch.scrub.layer_profile`): the value over
+    sites at `step` (solid) and at the `first` step (faint, dashed), a line per dataset (or
+    pair), sites in forward order and named short."""
+    at = profile["reference"].map({True: f"step {first} (first)", False: f"step {step}"})
+    order = site_order(profile["site"])
+    labels, suffix = site_labels(order)
+    rows = -(-len(metrics) // wrap)
+    height = 150 + 250 * rows
+    fig = px.line(
+        profile.assign(at=at),
+        x="site",
+        y="value",
+        color="series",
+        line_dash="at",
+        facet_col="metric",
+        facet_col_wrap=wrap,
+        facet_row_spacing=90 / height,
+        facet_col_spacing=0.06,
+        category_orders={"metric": metrics, "site": order},
+        markers=True,
+        title=title,
+    )
+    fig.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1]))
+    fig.for_each_trace(lambda t: t.update(opacity=0.35) if "(first)" in t.name else None)
+    fig.update_yaxes(matches=None, showticklabels=True, title_text="")
+    fig.update_xaxes(showticklabels=True, tickvals=order, ticktext=labels, title_text="")
+    fig.update_layout(
+        height=height,
+        legend={"orientation": "h", "y": -60 / height, "yanchor": "top", "x": 0},
+        legend_title_text=f"sites: ...{suffix}" if suffix else "",
+        margin={"b": 90},
+    )
+    return fig
+
+
+def curve_figure(curve: pd.DataFrame, step: int, title: str):
+    """The training curve's losses (and accuracies on a right-hand axis) over steps, on the
+    page's step axis, with a vertical line at the scrubbed `step`."""
+    shown, x, log = step_axis(curve)
+    losses = [c for c in curve.columns if c.endswith("loss")]
+    accuracies = [c for c in curve.columns if "acc" in c]
+    fig = go.Figure()
+    for column in losses:
+        fig.add_scatter(x=shown[x], y=shown[column], name=column, mode="lines+markers")
+    for column in accuracies:
+        fig.add_scatter(
+            x=shown[x],
+            y=shown[column],
+            name=column,
+            mode="lines",
+            line={"dash": "dot"},
+            yaxis="y2",
+        )
+    fig.add_vline(x=step + 1 if x == "step + 1" else step, line_color="crimson", line_width=2)
+    fig.update_layout(
+        title=title,
+        height=420,
+        xaxis={"title": x, "type": "log", "dtick": "D2"} if log else {"title": x},
+        yaxis={"title": "loss" if losses else ""},
+        legend={"orientation": "h", "y": -0.25},
+    )
+    if accuracies:
+        fig.update_layout(
+            yaxis2={"title": "accuracy", "overlaying": "y", "side": "right", "range": [0, 1.05]}
+        )
+    return fig
 
 
 st.title("Batch results")
@@ -58,6 +156,7 @@ if not batches:
 choice = pick("Batch", batches, "batch")
 folder = root / choice
 frame, status = load(str(folder), (folder / "results.parquet").stat().st_mtime)
+spec_text = json.loads((folder / "plan.json").read_text()).get("spec", "")
 st.write(
     f"**{status['name']}**: {status['done']} done, {status['failed']} failed, "
     f"{status['pending']} pending of {status['cells']} cells; {len(frame)} rows."
@@ -89,8 +188,6 @@ data["series"] = data["dataset"] + " " + data["site"]
 
 over_steps = data["step"].notna().any() and data["step"].nunique() > 1
 if over_steps:
-    from workbench.batch.report import step_axis
-
     shown, x, log = step_axis(data.sort_values("step"))
     fig = px.line(
         shown,
@@ -123,6 +220,42 @@ else:
     fig.update_layout(height=420)
     st.plotly_chart(fig, width="stretch")
 
+scrubbed = rows[(rows["model"] == model) & rows["step"].notna()]
+steps = sorted(int(s) for s in scrubbed["step"].unique())
+if len(steps) > 1:
+    st.subheader("Checkpoint scrubber")
+    state = url_choice("step", steps, lambda wanted: nearest_step(steps, wanted))
+    step = st.select_slider("Checkpoint step", steps, key=state)
+    st.query_params["step"] = str(step)
+    profile = layer_profile(scrubbed, step, reference=steps[0])
+    names = list(dict.fromkeys(profile["metric"]))
+    main = metric if metric in names else names[0]
+    others = [n for n in names if n != main]
+    left, right = st.columns(2)
+    with left:
+        title = f"{analysis}: {main} over sites at step {step} ({model})"
+        shown = profile[profile["metric"] == main]
+        st.plotly_chart(per_site_figure(shown, step, steps[0], [main], 1, title), width="stretch")
+    with right:
+        zoo = zoo_root()
+        try:
+            curve = read_training_curve(curve_path(model, spec_text, [root, zoo], zoo))
+        except InputError as exc:
+            st.caption(str(exc))
+        else:
+            if any(c.endswith("loss") or "acc" in c for c in curve.columns):
+                title = f"{model} training curve, step {step} marked"
+                st.plotly_chart(curve_figure(curve, step, title), width="stretch")
+            else:
+                st.caption(f"{model}'s training curve has no loss or accuracy: {list(curve)}")
+    if others:
+        shown = profile[profile["metric"].isin(others)]
+        title = f"{analysis}: its other metrics over sites at step {step}"
+        fig = per_site_figure(shown, step, steps[0], others, min(4, len(others)), title)
+        st.plotly_chart(fig, width="stretch")
+    st.caption(f"{analysis} at step {step}, every single-valued metric")
+    st.dataframe(values_table(profile), hide_index=True, width="stretch")
+
 st.subheader("Rows")
 st.dataframe(
     data.drop(columns=["series"]).dropna(axis=1, how="all"), hide_index=True, width="stretch"
@@ -136,6 +269,5 @@ st.download_button(
 if status["failures"]:
     st.subheader("Failed cells")
     st.dataframe(pd.DataFrame(status["failures"]), hide_index=True, width="stretch")
-spec_text = json.loads((folder / "plan.json").read_text()).get("spec", "")
 with st.expander("Spec"):
     st.code(spec_text, language="yaml")
