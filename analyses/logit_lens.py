@@ -66,6 +66,11 @@ def logit_lens(handle: ModelHandle, text: str) -> pd.DataFrame:
             f"the logit lens needs a causal language model; {handle.info.name!r} is not one"
         )
     sites = expand_sites(handle.sites(), RESID)
+    with handle.lock:  # to the last unembedding: no other thread's edit at ln_final applies
+        return _lens_frame(handle, sites, text)
+
+
+def _lens_frame(handle: ModelHandle, sites: list[str], text: str) -> pd.DataFrame:
     acts = capture(handle, sites, [text])
     tokens = _tokens(handle, acts.token_ids)
     ids = acts.token_ids

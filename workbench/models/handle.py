@@ -190,8 +190,9 @@ class ModelHandle:
 
     # --------------------------------------------------------------- running
     def run(self, batch: Batch, **kwargs: Any) -> Any:
-        """One forward pass (no grad) on a prepared batch; returns the model's output."""
-        with torch.no_grad():
+        """One forward pass (no grad) on a prepared batch; returns the model's output. Holds
+        `lock`, so it never runs under another thread's `intervene` edits."""
+        with self.lock, torch.no_grad():
             if batch.is_sequence:
                 return self.model(batch.input_ids, attention_mask=batch.attention_mask, **kwargs)
             try:
@@ -209,14 +210,15 @@ class ModelHandle:
     ) -> torch.Tensor:
         """Greedy generation; returns (batch, pos + max_new_tokens) token ids (prompt included).
 
-        Interventions installed with `intervene` apply at every step, with and without the cache.
+        Interventions installed with `intervene` apply at every step, with and without the cache;
+        holds `lock`, so another thread's edits never apply to it.
         """
         if not self.is_language_model:
             raise InputError(
                 f"model {self.info.name!r} is not a language model; it cannot generate"
             )
         batch = self.prepare(inputs)
-        with torch.no_grad():
+        with self.lock, torch.no_grad():
             return self.model.generate(  # type: ignore[operator]
                 batch.input_ids,
                 attention_mask=batch.attention_mask,
