@@ -13,6 +13,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from workbench.app_state import url_selectbox
 from workbench.errors import StoreError
 from workbench.results import list_results
 from workbench.runsdir import inside_runs, runs_root
@@ -22,6 +23,7 @@ from workbench.zoo import list_zoo
 
 st.set_page_config(page_title="Workbench: stores", layout="wide")
 root = runs_root()
+PAGE = "home"  # namespaces its widgets' session state (shared by every page of the app)
 
 
 @st.cache_data(show_spinner=False)
@@ -96,9 +98,7 @@ if incomplete:
 if not complete:
     st.stop()
 
-wanted = st.query_params.get("store", complete[0])
-choice = st.selectbox("Store", complete, index=complete.index(wanted) if wanted in complete else 0)
-st.query_params["store"] = choice
+choice = url_selectbox("Store", complete, "store", page=PAGE)
 path = inside_runs(choice, root)
 if path is None:
     st.error("That store is outside the runs directory.")
@@ -140,13 +140,7 @@ fig.update_yaxes(dtick="D2" if decades <= 3 else 1, tickformat="~g")
 st.plotly_chart(fig)
 
 site_names = list(table["site"])
-wanted_site = st.query_params.get("site", site_names[-1])
-site = st.selectbox(
-    "Site",
-    site_names,
-    index=site_names.index(wanted_site) if wanted_site in site_names else len(site_names) - 1,
-)
-st.query_params["site"] = site
+site = url_selectbox("Site", site_names, "site", page=PAGE, default=site_names[-1])
 dims = pd.DataFrame({"dim": np.arange(len(max_abs[site])), "max |a|": max_abs[site]})
 st.plotly_chart(
     px.bar(dims, x="dim", y="max |a|", title=f"{site}: largest |activation| per dimension"),

@@ -13,11 +13,13 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from workbench.app_state import url_selectbox
 from workbench.overview import CURVES, result_stores, site_headlines, training_curves
 from workbench.runsdir import runs_root
 
 st.set_page_config(page_title="Workbench: overview", layout="wide")
 root = runs_root()
+PAGE = "overview"  # namespaces its widgets' session state (shared by every page of the app)
 
 st.title("Model overview")
 st.caption(
@@ -32,9 +34,13 @@ if not stores:
     )
     st.stop()
 default = "toy-lm" if "toy-lm" in stores else stores[0]
-wanted = st.query_params.get("store", default)
-store = st.selectbox("Model (store)", stores, index=stores.index(wanted) if wanted in stores else 0)
-st.query_params["store"] = store
+store = url_selectbox(
+    "Model (store)",
+    stores,
+    "store",
+    page=PAGE,
+    default=lambda wanted: default if wanted is None else stores[0],  # no store / an unknown one
+)
 
 table = site_headlines(root, store)
 curves = training_curves(root, store)
@@ -76,6 +82,7 @@ links = [
     ("Geometry", f"Geometry?store={store_path}", "intrinsic dimension, anisotropy, rank per site"),
     ("Massive", f"Massive?store={store_path}", "the largest activations, their dims and tokens"),
     ("Similarity", f"Similarity?store={store_path}", "layer x layer similarity"),
+    ("Explore", f"Explore?store={store_path}", "a map of one layer's rows; select to contrast"),
     ("SAE features", "SAE_features", "features of the SAEs trained on this run's stores"),
     ("Batch", "Batch", "every metric over checkpoints, as heatmaps"),
 ]

@@ -22,11 +22,13 @@ from analyses.codebook.analysis import (
     purity,
     top_contexts,
 )
+from workbench.app_state import url_number_input, url_selectbox, url_text_input
 from workbench.errors import WorkbenchError
 from workbench.runsdir import inside_runs, runs_root
 
 st.set_page_config(page_title="Workbench: codebooks", layout="wide")
 LABEL_OF = {"fsm": "state", "grammar-lm": "topic"}
+PAGE = "codebooks"  # namespaces its widgets' session state (shared by every page of the app)
 
 
 @st.cache_resource(show_spinner="loading codebook model...")
@@ -47,11 +49,7 @@ if not folders:
     st.info(f"No saved codebook model under {root}: run `workbench codebook train --out "
             f"{root}/codebooks/fsm-lm`.")  # fmt: skip
     st.stop()
-wanted = st.query_params.get("model", folders[0])
-choice = st.selectbox(
-    "Codebook model", folders, index=folders.index(wanted) if wanted in folders else 0
-)
-st.query_params["model"] = choice
+choice = url_selectbox("Codebook model", folders, "model", page=PAGE)
 path = inside_runs(choice, root)
 if path is None:
     st.error("That folder is outside the runs directory.")
@@ -78,9 +76,7 @@ st.subheader("Code statistics per layer")
 stats = code_statistics(codes, books.n_codes)
 st.table(stats.round(4).set_index("site"))
 
-site = st.selectbox("Site", books.sites, index=books.sites.index(st.query_params.get("site", books.sites[0]))
-                    if st.query_params.get("site") in books.sites else 0)  # fmt: skip
-st.query_params["site"] = site
+site = url_selectbox("Site", books.sites, "site", page=PAGE)
 usage = code_usage(codes[site], books.n_codes)
 order = usage.argsort()[::-1]
 top = pd.DataFrame({"code": [str(c) for c in order[:40]], "usage": usage[order[:40]]})
@@ -99,20 +95,16 @@ if label:
                      title=f"Best code (by F1) for each {label}")  # fmt: skip
     st.plotly_chart(fig, use_container_width=True)
 
-code_text = st.query_params.get("code", str(int(order[0])))
-code = int(
-    st.number_input("Code", 0, books.n_codes - 1, int(code_text) if code_text.isdigit() else 0)
-)
-st.query_params["code"] = str(code)
+code = url_number_input("Code", "code", page=PAGE, min_value=0, max_value=books.n_codes - 1,
+                        default=lambda wanted: int(order[0]) if wanted is None else 0)  # fmt: skip
 st.subheader(f"Top contexts of code {code} (usage {usage[code]:.4f})")
 st.dataframe(top_contexts(codes[site], ids, code, handle.tokenizer, n=15), use_container_width=True,
              hide_index=True)  # fmt: skip
 
 st.subheader("Steer: force the code on during generation")
-prompt = st.text_input(
-    "Prompt", st.query_params.get("prompt", " ".join(examples[0].text.split()[:6]))
+prompt = url_text_input(
+    "Prompt", "prompt", page=PAGE, default=lambda _: " ".join(examples[0].text.split()[:6])
 )
-st.query_params["prompt"] = prompt
 if prompt.strip():
     from analyses.codebook.steer import generate_with_codes
 

@@ -8,15 +8,14 @@ training curve), the cells' status with their errors, and the tidy frame as CSV.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from workbench.app_state import url_select_slider, url_selectbox
 from workbench.batch.report import step_axis
 from workbench.batch.scrub import (
     curve_path,
@@ -33,6 +32,7 @@ from workbench.zoo import zoo_root
 
 st.set_page_config(page_title="Workbench: batch", layout="wide")
 root = runs_root()
+PAGE = "batch"  # namespaces its widgets' session state (shared by every page of the app)
 
 
 def find_batches(root: Path, max_depth: int = 4) -> list[str]:
@@ -54,23 +54,9 @@ def load(folder: str, mtime: float) -> tuple[pd.DataFrame, dict]:
     return pd.read_parquet(Path(folder) / "results.parquet"), batch_status(folder)
 
 
-def url_choice(key: str, options: list, fallback: Callable[[str | None], Any]) -> str:
-    """The session-state key of the widget for URL parameter `key`, seeded from the URL (through
-    `fallback`, given the URL value, when that is not one of `options`) unless it already holds
-    one of `options`. The widget then takes no default: a default computed from the URL would
-    change the widget's identity after each move, and Streamlit would drop every second move."""
-    state = f"batch-page-{key}"  # session state is shared by every page of the app
-    if st.session_state.get(state) not in options:
-        wanted = st.query_params.get(key)
-        st.session_state[state] = wanted if wanted in options else fallback(wanted)
-    return state
-
-
 def pick(label: str, options: list[str], key: str) -> str:
     """A selectbox whose choice lives in the URL under `key` (the first option if none)."""
-    choice = st.selectbox(label, options, key=url_choice(key, options, lambda wanted: options[0]))
-    st.query_params[key] = choice
-    return choice
+    return url_selectbox(label, options, key, page=PAGE)
 
 
 def per_site_figure(
@@ -224,9 +210,13 @@ scrubbed = rows[(rows["model"] == model) & rows["step"].notna()]
 steps = sorted(int(s) for s in scrubbed["step"].unique())
 if len(steps) > 1:
     st.subheader("Checkpoint scrubber")
-    state = url_choice("step", steps, lambda wanted: nearest_step(steps, wanted))
-    step = st.select_slider("Checkpoint step", steps, key=state)
-    st.query_params["step"] = str(step)
+    step = url_select_slider(
+        "Checkpoint step",
+        steps,
+        "step",
+        page=PAGE,
+        default=lambda wanted: nearest_step(steps, wanted),
+    )
     profile = layer_profile(scrubbed, step, reference=steps[0])
     names = list(dict.fromkeys(profile["metric"]))
     main = metric if metric in names else names[0]

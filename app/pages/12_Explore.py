@@ -27,6 +27,7 @@ from analyses.explore import (
     sample_rows,
     selection_panels,
 )
+from workbench.app_state import url_number_input, url_select_slider, url_selectbox
 from workbench.errors import WorkbenchError
 from workbench.runsdir import inside_runs, runs_root
 from workbench.store import ActivationStore, list_stores
@@ -34,6 +35,7 @@ from workbench.tokens import store_decoder
 
 st.set_page_config(page_title="Workbench: explore", layout="wide")
 root = runs_root()
+PAGE = "explore"  # namespaces its widgets' session state (shared by every page of the app)
 POINTS = [500, 1000, 2000, 5000]
 MAX_CONTEXTS = 50
 
@@ -52,12 +54,6 @@ def mapped(path: str, mtime: float, site: str, method: str, n_points: int, seed:
 @st.cache_data(show_spinner=False, max_entries=16)
 def labels_of(path: str, mtime: float) -> dict[str, np.ndarray]:
     return row_labels(ActivationStore(path))
-
-
-def param(key: str, options: list, default):
-    """The URL's value for `key` if it is one of `options` (compared as text), else `default`."""
-    wanted = st.query_params.get(key)
-    return next((o for o in options if str(o) == wanted), default)
 
 
 def row_of(point: dict) -> int | None:
@@ -94,14 +90,12 @@ if not found:
 names = {str(Path(s["path"]).resolve().relative_to(root)): s for s in found}
 choices = sorted(names)
 c1, c2, c3, c4, c5 = st.columns([3, 3, 1, 2, 1])
-choice = c1.selectbox("Store", choices, index=choices.index(param("store", choices, choices[0])))
+choice = url_selectbox("Store", choices, "store", page=PAGE, container=c1)
 sites = names[choice]["sites"]
-site = c2.selectbox("Site", sites, index=sites.index(param("site", sites, sites[-1])))
-method = c3.selectbox(
-    "Map", ["pca", "umap"], index=["pca", "umap"].index(param("map", ["pca", "umap"], "pca"))
-)
-n_points = c4.select_slider("Points", POINTS, value=param("n", POINTS, 2000))
-seed = int(c5.number_input("Seed", min_value=0, value=int(param("seed", list(range(1000)), 0))))
+site = url_selectbox("Site", sites, "site", page=PAGE, default=sites[-1], container=c2)
+method = url_selectbox("Map", ["pca", "umap"], "map", page=PAGE, container=c3)
+n_points = url_select_slider("Points", POINTS, "n", page=PAGE, default=2000, container=c4)
+seed = url_number_input("Seed", "seed", page=PAGE, default=0, min_value=0, container=c5)
 path = inside_runs(choice, root)
 if path is None:
     st.error("That store is outside the runs directory.")
@@ -109,21 +103,7 @@ if path is None:
 mtime = (path / "manifest.json").stat().st_mtime
 labels = labels_of(str(path), mtime)
 colour_options = ["(none)", *sorted(labels)]
-colour = st.selectbox(
-    "Colour by",
-    colour_options,
-    index=colour_options.index(param("color", colour_options, "(none)")),
-)
-st.query_params.update(
-    {
-        "store": choice,
-        "site": site,
-        "map": method,
-        "n": str(n_points),
-        "seed": str(seed),
-        "color": colour,
-    }
-)
+colour = url_selectbox("Colour by", colour_options, "color", page=PAGE)
 
 try:
     rows, acts, coords, info = mapped(str(path), mtime, site, method, n_points, seed)

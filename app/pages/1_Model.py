@@ -11,10 +11,12 @@ import plotly.express as px
 import streamlit as st
 
 from analyses.logit_lens import is_causal_lm, layer_norms, logit_lens
+from workbench.app_state import url_selectbox, url_text_input
 from workbench.data import load_dataset
 from workbench.errors import WorkbenchError
 from workbench.zoo import get_recipe, list_zoo, zoo_root
 
+PAGE = "model"
 st.set_page_config(page_title="Workbench: model", layout="wide")
 
 
@@ -39,11 +41,8 @@ def default_prompt(name: str) -> str:
 st.title("Model")
 root = str(zoo_root())
 choices = [r["name"] for r in list_zoo() if r["built"] and r["kind"] in ("causal-lm", "pretrained")]
-wanted = st.query_params.get("model", choices[0])
-name = st.selectbox("Model", choices, index=choices.index(wanted) if wanted in choices else 0)
-st.query_params["model"] = name
-prompt = st.text_input("Prompt", st.query_params.get("prompt", default_prompt(name)))
-st.query_params["prompt"] = prompt
+name = url_selectbox("Model", choices, "model", page=PAGE)
+prompt = url_text_input("Prompt", "prompt", page=PAGE, default=lambda _url: default_prompt(name))
 if not prompt.strip():
     st.info("Type a prompt.")
     st.stop()

@@ -15,6 +15,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from workbench.app_state import url_select_slider, url_selectbox
 from workbench.errors import WorkbenchError
 from workbench.results import Result, list_results
 from workbench.runsdir import inside_runs, runs_root
@@ -22,6 +23,7 @@ from workbench.store import list_stores
 
 st.set_page_config(page_title="Workbench: geometry", layout="wide")
 root = runs_root()
+PAGE = "geometry"  # namespaces its widgets' session state (shared by every page of the app)
 
 PANELS = [
     ("Intrinsic dimension", ["twonn", "mle", "pca-dim"]),
@@ -74,14 +76,10 @@ if not found:
     st.stop()
 names = {str(Path(s["path"]).resolve().relative_to(root)): s for s in found}
 choices = sorted(names)
-wanted = st.query_params.get("store", choices[0])
-choice = st.selectbox("Store", choices, index=choices.index(wanted) if wanted in choices else 0)
-st.query_params["store"] = choice
-wanted_n = int(st.query_params.get("samples", 2000))
-max_samples = st.select_slider(
-    "Rows used by TwoNN / MLE", SAMPLES, value=wanted_n if wanted_n in SAMPLES else 2000
+choice = url_selectbox("Store", choices, "store", page=PAGE)
+max_samples = url_select_slider(
+    "Rows used by TwoNN / MLE", SAMPLES, "samples", page=PAGE, default=2000
 )
-st.query_params["samples"] = str(max_samples)
 
 path = inside_runs(choice, root)
 if path is None:

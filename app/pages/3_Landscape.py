@@ -13,12 +13,14 @@ import plotly.express as px
 import streamlit as st
 
 from analyses.landscape.figures import performance_figure
+from workbench.app_state import url_selectbox
 from workbench.errors import WorkbenchError
 from workbench.results import Result, list_results
 from workbench.runsdir import inside_runs, runs_root
 
 st.set_page_config(page_title="Workbench: landscape", layout="wide")
 root = runs_root()
+PAGE = "landscape"  # namespaces its widgets' session state (shared by every page of the app)
 
 
 @st.cache_data(show_spinner=False)
@@ -43,9 +45,7 @@ if not found:
     st.stop()
 
 paths = [r["path"] for r in found]
-wanted = st.query_params.get("result", paths[0])
-choice = st.selectbox("Result", paths, index=paths.index(wanted) if wanted in paths else 0)
-st.query_params["result"] = choice
+choice = url_selectbox("Result", paths, "result", page=PAGE)
 folder = inside_runs(choice, root)
 if folder is None:
     st.error("That result is outside the runs directory.")

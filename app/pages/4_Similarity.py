@@ -16,6 +16,7 @@ import numpy as np
 import plotly.express as px
 import streamlit as st
 
+from workbench.app_state import url_selectbox
 from workbench.errors import WorkbenchError
 from workbench.runsdir import inside_runs, runs_root
 from workbench.store import ActivationStore, list_stores
@@ -25,6 +26,7 @@ STEP = re.compile(r"^step(\d+)$")
 
 st.set_page_config(page_title="Workbench: similarity", layout="wide")
 root = runs_root()
+PAGE = "similarity"  # namespaces its widgets' session state (shared by every page of the app)
 
 
 def _mtime(relative: str) -> float:
@@ -90,11 +92,9 @@ def show_map(compute, failure: str, title: str, axes: tuple[str, str], report=st
 
 
 def pick(label: str, options: list[str], key: str, default: int = 0, **kwargs) -> str:
-    wanted = st.query_params.get(key)
-    index = options.index(wanted) if wanted in options else min(default, len(options) - 1)
-    choice = st.selectbox(label, options, index=index, **kwargs)
-    st.query_params[key] = choice
-    return choice
+    """A selectbox whose choice lives in the URL under `key` (option `default` if none)."""
+    fallback = options[min(default, len(options) - 1)] if options else None
+    return url_selectbox(label, options, key, page=PAGE, default=fallback, **kwargs)
 
 
 st.title("Representation similarity")

@@ -16,11 +16,13 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from workbench.app_state import url_selectbox
 from workbench.results import Result, list_results
 from workbench.runsdir import inside_runs, runs_root
 
 st.set_page_config(page_title="Workbench: collapse and probes", layout="wide")
 root = runs_root()
+PAGE = "collapse"  # namespaces its widgets' session state (shared by every page of the app)
 
 
 @st.cache_data(show_spinner=False)
@@ -55,10 +57,8 @@ def probe_sets(paths: list[str]) -> list[str]:
 
 
 def pick(label: str, options: list[str], key: str) -> str:
-    wanted = st.query_params.get(key, options[0])
-    choice = st.selectbox(label, options, index=options.index(wanted) if wanted in options else 0)
-    st.query_params[key] = choice
-    return choice
+    """A selectbox whose choice lives in the URL under `key` (the first option if none)."""
+    return url_selectbox(label, options, key, page=PAGE)
 
 
 def collapse_section(paths: list[str]) -> None:

@@ -21,6 +21,7 @@ import streamlit as st
 from analyses._curves import fit_curve
 from analyses.massive import Params, detect, token_decoder
 from analyses.massive_track import ablation_summary
+from workbench.app_state import url_number_input, url_selectbox
 from workbench.errors import WorkbenchError
 from workbench.runsdir import inside_runs, runs_root
 from workbench.sites import layer_index
@@ -29,15 +30,13 @@ from workbench.store import ActivationStore, list_stores
 
 st.set_page_config(page_title="Workbench: massive activations", layout="wide")
 root = runs_root()
+PAGE = "massive"  # namespaces its widgets' session state (shared by every page of the app)
 
 
 def _choose(label: str, options: list, key: str, default_last: bool = False):
-    wanted = st.query_params.get(key)
-    default = len(options) - 1 if default_last else 0
-    index = options.index(wanted) if wanted in options else default
-    choice = st.selectbox(label, options, index=index)
-    st.query_params[key] = choice
-    return choice
+    """A selectbox whose choice lives in the URL under `key` (the first or last option if none)."""
+    default = options[-1] if default_last and options else None
+    return url_selectbox(label, options, key, page=PAGE, default=default)
 
 
 @st.cache_data(show_spinner="searching for massive activations...")
@@ -120,13 +119,9 @@ cols[4].metric(f"> {crit['rel_threshold']:g}x median", f"{crit['n_rel']:,}")
 
 st.subheader("|a| over position x dimension")
 n_examples = int(summary["n_examples"])
-wanted = st.query_params.get("example", "0")
-example = int(
-    st.number_input(
-        "Example", 0, max(0, n_examples - 1), int(wanted) if wanted.isdigit() else 0, step=1
-    )
+example = url_number_input(
+    "Example", "example", page=PAGE, default=0, min_value=0, max_value=max(0, n_examples - 1)
 )
-st.query_params["example"] = str(example)
 values, labels = example_rows(str(path), mtime, site, example)
 fig = px.imshow(
     values,

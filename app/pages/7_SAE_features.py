@@ -18,11 +18,13 @@ import streamlit as st
 
 from analyses.sae import load_sae, read_log
 from analyses.sae.features import latent_report, load_feature_stats, shade, store_unembedding
+from workbench.app_state import url_number_input, url_selectbox
 from workbench.runsdir import inside_runs, runs_root
 from workbench.store import ActivationStore
 
 st.set_page_config(page_title="Workbench: SAE features", layout="wide")
 root = runs_root()
+PAGE = "sae"  # namespaces its widgets' session state (shared by every page of the app)
 st.title("SAE features")
 
 
@@ -67,9 +69,7 @@ if not found:
         f"{root}/stores/toy-lm --out {root}/sae/toy/features`."
     )
     st.stop()
-wanted = st.query_params.get("features", found[0])
-choice = st.selectbox("Feature report", found, index=found.index(wanted) if wanted in found else 0)
-st.query_params["features"] = choice
+choice = url_selectbox("Feature report", found, "features", page=PAGE)
 directory = inside_runs(choice, root)
 stats, meta = load_feature_stats(directory)
 sae_dir, store_dir = _relative(meta["sae"]), _relative(meta["store"])
@@ -109,14 +109,9 @@ if not best.empty:
     st.subheader("Best-matching latent per label value (F1)")
     st.dataframe(best, hide_index=True)
 default = int(best["latent"].iloc[0]) if not best.empty else int(np.argmax(stats.density))
-try:
-    start = int(st.query_params.get("latent", default))
-except ValueError:
-    start = default
-latent = int(
-    st.number_input("Latent", 0, len(stats.density) - 1, min(max(start, 0), len(stats.density) - 1))
+latent = url_number_input(
+    "Latent", "latent", page=PAGE, default=default, min_value=0, max_value=len(stats.density) - 1
 )
-st.query_params["latent"] = str(latent)
 
 report = report_for(str(sae_dir), str(store_dir), site, latent)
 st.subheader(f"Latent {latent}")

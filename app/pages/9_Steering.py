@@ -16,6 +16,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from workbench.app_state import url_selectbox, url_slider, url_text_area
 from workbench.data.grammar import TOPICS
 from workbench.errors import WorkbenchError
 from workbench.results import Result, list_results
@@ -23,6 +24,7 @@ from workbench.runsdir import inside_runs, runs_root
 from workbench.sites import expand_sites
 from workbench.zoo import list_zoo, zoo_root
 
+PAGE = "steering"
 st.set_page_config(page_title="Workbench: steering", layout="wide")
 root = runs_root()
 CONCEPTS = {"positive sentiment": ("sentiment", 1), "negative sentiment": ("sentiment", 0)}
@@ -71,22 +73,40 @@ sites = expand_sites(handle.sites(), "blocks.*.hook_resid_pre")
 vectors = saved_vectors()
 choices = list(CONCEPTS) + [f"saved: {key}" for key in vectors]
 left, right = st.columns(2)
-with left:
-    wanted = st.query_params.get("direction", "positive sentiment")
-    direction = st.selectbox(
-        "Direction", choices, index=choices.index(wanted) if wanted in choices else 0
-    )
-    site_wanted = st.query_params.get("site", sites[min(2, len(sites) - 1)])
-    site = st.selectbox(
-        "Site", sites, index=sites.index(site_wanted) if site_wanted in sites else 0
-    )
-with right:
-    coeff = st.slider("Coefficient", -12.0, 12.0, float(st.query_params.get("coeff", 6.0)), 0.5)
-    where = st.radio("Where", ["after", "all"], horizontal=True, help="after: generated tokens")
-    prompts_text = st.text_area(
-        "Prompts (one per line)", st.query_params.get("prompts", "the dog\nour soup\nthe coach")
-    )
-st.query_params.update(direction=direction, site=site, coeff=str(coeff), prompts=prompts_text)
+direction = url_selectbox(
+    "Direction",
+    choices,
+    "direction",
+    page=PAGE,
+    default=lambda wanted: "positive sentiment" if wanted is None else choices[0],
+    container=left,
+)
+site = url_selectbox(
+    "Site",
+    sites,
+    "site",
+    page=PAGE,
+    default=lambda wanted: sites[min(2, len(sites) - 1)] if wanted is None else sites[0],
+    container=left,
+)
+coeff = url_slider(
+    "Coefficient",
+    "coeff",
+    page=PAGE,
+    min_value=-12.0,
+    max_value=12.0,
+    default=6.0,
+    step=0.5,
+    container=right,
+)
+where = right.radio("Where", ["after", "all"], horizontal=True, help="after: generated tokens")
+prompts_text = url_text_area(
+    "Prompts (one per line)",
+    "prompts",
+    page=PAGE,
+    default="the dog\nour soup\nthe coach",
+    container=right,
+)
 prompts = [p.strip() for p in prompts_text.splitlines() if p.strip()]
 if not prompts:
     st.info("Type at least one prompt.")
