@@ -6,8 +6,6 @@ lives in the URL's query parameters, so every view has a shareable link.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import plotly.express as px
@@ -16,9 +14,9 @@ import streamlit as st
 from workbench.app_state import url_selectbox
 from workbench.errors import StoreError
 from workbench.results import list_results
-from workbench.runsdir import inside_runs, runs_root
+from workbench.runsdir import inside_runs, runs_root, stores_by_path
 from workbench.sites import layer_index
-from workbench.store import ActivationStore, list_stores
+from workbench.store import ActivationStore
 from workbench.zoo import list_zoo
 
 st.set_page_config(page_title="Workbench: stores", layout="wide")
@@ -72,8 +70,8 @@ if results:
     st.caption("Results: " + ", ".join(f"{r.analysis} ({r.results})" for r in counts.itertuples()))
 
 st.subheader("Stores")
-found = list_stores(root)
-if not found:
+relative = stores_by_path(root, complete_only=False)
+if not relative:
     st.info(
         f"No stores under `{root}` yet. Run `workbench demo`, or "
         f"`workbench capture --model minilm --sites 'blocks.*.hook_resid_post' --dataset text "
@@ -81,7 +79,6 @@ if not found:
     )
     st.stop()
 
-relative = {str(Path(s["path"]).resolve().relative_to(root)): s for s in found}
 unreadable = {name: s["error"] for name, s in relative.items() if s["error"]}
 incomplete = [name for name, s in relative.items() if not s["complete"] and not s["error"]]
 complete = [name for name, s in relative.items() if s["complete"]]

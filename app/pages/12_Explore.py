@@ -10,8 +10,6 @@ reproduces it; a selection from a link is drawn as ringed points.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import plotly.express as px
@@ -29,8 +27,8 @@ from analyses.explore import (
 )
 from workbench.app_state import url_number_input, url_select_slider, url_selectbox
 from workbench.errors import WorkbenchError
-from workbench.runsdir import inside_runs, runs_root
-from workbench.store import ActivationStore, list_stores
+from workbench.runsdir import inside_runs, runs_root, stores_by_path
+from workbench.store import ActivationStore
 from workbench.tokens import store_decoder
 
 st.set_page_config(page_title="Workbench: explore", layout="wide")
@@ -83,11 +81,10 @@ st.caption(
     "Select points on the map (box or lasso); every panel below follows the selection, and the "
     f"URL keeps it. Runs directory: `{root}`"
 )
-found = [s for s in list_stores(root) if s["complete"]]
-if not found:
+names = stores_by_path(root)
+if not names:
     st.info(f"No complete stores under `{root}`. Run `workbench demo` or `workbench capture`.")
     st.stop()
-names = {str(Path(s["path"]).resolve().relative_to(root)): s for s in found}
 choices = sorted(names)
 c1, c2, c3, c4, c5 = st.columns([3, 3, 1, 2, 1])
 choice = url_selectbox("Store", choices, "store", page=PAGE, container=c1)

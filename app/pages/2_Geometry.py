@@ -9,8 +9,6 @@ sample size) lives in the URL.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import plotly.express as px
 import streamlit as st
@@ -18,8 +16,7 @@ import streamlit as st
 from workbench.app_state import url_select_slider, url_selectbox
 from workbench.errors import WorkbenchError
 from workbench.results import Result, list_results
-from workbench.runsdir import inside_runs, runs_root
-from workbench.store import list_stores
+from workbench.runsdir import inside_runs, runs_root, stores_by_path
 
 st.set_page_config(page_title="Workbench: geometry", layout="wide")
 root = runs_root()
@@ -70,11 +67,10 @@ st.caption(
     f"Runs directory: `{root}`"
 )
 
-found = [s for s in list_stores(root) if s["complete"]]
-if not found:
+names = stores_by_path(root)
+if not names:
     st.info(f"No complete stores under `{root}`. Run `workbench demo` or `workbench capture`.")
     st.stop()
-names = {str(Path(s["path"]).resolve().relative_to(root)): s for s in found}
 choices = sorted(names)
 choice = url_selectbox("Store", choices, "store", page=PAGE)
 max_samples = url_select_slider(
