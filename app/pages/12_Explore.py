@@ -1,7 +1,8 @@
 """Explore page: a map of one site's activations (PCA or UMAP of sampled rows, coloured by any
 label) whose box or lasso selection drives the other panels: how many rows, which label values
 the selection is rich in, the units that set it apart (Cohen's d), and the selected tokens in
-context.
+context. A second store holding the same rows (another checkpoint or model on the same data)
+can be mapped side by side, the selection linked across both maps.
 
 Thin: `analyses.explore` does the work. The whole view (store, site, map, colour, points, seed,
 selection) lives in the URL, the selection as compact row ranges (`sel=0-4,9`), so a copied link
@@ -9,6 +10,8 @@ reproduces it; a selection from a link is drawn as ringed points.
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -54,6 +57,60 @@ def labels_of(path: str, mtime: float) -> dict[str, np.ndarray]:
     return row_labels(ActivationStore(path))
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def same_rows(path_a: str, mtime_a: float, path_b: str, mtime_b: float) -> bool:
+    """Whether two stores hold the same rows: equal token ids, examples and positions (the same
+    dataset captured from two checkpoints or models with one tokenizer)."""
+    a, b = ActivationStore(path_a), ActivationStore(path_b)
+    return all(
+        np.array_equal(x(), y())
+        for x, y in (
+            (a.token_ids, b.token_ids),
+            (a.example_index, b.example_index),
+            (a.positions, b.positions),
+        )
+    )
+
+
+def map_figure(coords, rows, mask, labels, colour_name, title, info):
+    """The scatter of a map: one point per row (row id as customdata), coloured by
+    `colour_name`'s values in numeric order, the selected rows ringed."""
+    frame = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1], "row": rows})
+    category_order = {}
+    if colour_name is not None:
+        values = np.asarray(labels[colour_name])[rows]
+        frame[colour_name] = values.astype(str)
+        category_order = {colour_name: [str(v) for v in np.unique(values)]}
+    fig = px.scatter(
+        frame,
+        x="x",
+        y="y",
+        color=colour_name,
+        category_orders=category_order,
+        custom_data=["row"],
+        hover_data={"row": True, "x": False, "y": False},
+        title=title,
+        render_mode="webgl",
+    )
+    fig.update_traces(marker={"size": 5})
+    if mask.any():
+        ring = {"size": 11, "color": "rgba(0,0,0,0)", "line": {"width": 1.5, "color": "black"}}
+        fig.add_trace(
+            go.Scattergl(
+                x=coords[mask, 0],
+                y=coords[mask, 1],
+                mode="markers",
+                name=f"selected ({int(mask.sum())})",
+                marker=ring,
+                hoverinfo="skip",
+            )
+        )
+    fig.update_layout(
+        xaxis_title=info["axes"][0], yaxis_title=info["axes"][1], dragmode="select", height=560
+    )
+    return fig
+
+
 def row_of(point: dict) -> int | None:
     """The store row of a selected map point (its customdata; the selection ring has none).
     Streamlit hands customdata on as a list or as an index-keyed dict."""
@@ -65,9 +122,9 @@ def row_of(point: dict) -> int | None:
     return None if data is None else int(data)
 
 
-def on_select() -> None:
-    """A new box/lasso selection (or its clearing) replaces the URL's `sel`."""
-    state = st.session_state.get("map")
+def on_select(chart: str = "map") -> None:
+    """A new box/lasso selection on `chart` (or its clearing) replaces the URL's `sel`."""
+    state = st.session_state.get(chart)
     points = (state or {}).get("selection", {}).get("points", []) if state else []
     rows = [row for row in map(row_of, points) if row is not None]
     if rows:
@@ -100,7 +157,20 @@ if path is None:
 mtime = (path / "manifest.json").stat().st_mtime
 labels = labels_of(str(path), mtime)
 colour_options = ["(none)", *sorted(labels)]
-colour = url_selectbox("Colour by", colour_options, "color", page=PAGE)
+c6, c7 = st.columns(2)
+colour = url_selectbox("Colour by", colour_options, "color", page=PAGE, container=c6)
+partners = [
+    name
+    for name, entry in names.items()
+    if name != choice and entry["n_rows"] == names[choice]["n_rows"] and site in entry["sites"]
+]
+compare = url_selectbox(
+    "Side by side with (same rows: another checkpoint or model)",
+    ["(none)", *partners],
+    "compare",
+    page=PAGE,
+    container=c7,
+)
 
 try:
     rows, acts, coords, info = mapped(str(path), mtime, site, method, n_points, seed)
@@ -116,39 +186,34 @@ colour_name = None if colour == "(none)" else colour
 panels = selection_panels(acts, rows, selected, labels, colour_name)
 mask = panels["mask"]
 
-frame = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1], "row": rows})
-category_order = {}
-if colour_name is not None:
-    values = np.asarray(labels[colour_name])[rows]
-    frame[colour_name] = values.astype(str)
-    category_order = {colour_name: [str(v) for v in np.unique(values)]}  # numeric order
-fig = px.scatter(
-    frame,
-    x="x",
-    y="y",
-    color=colour_name,
-    category_orders=category_order,
-    custom_data=["row"],
-    hover_data={"row": True, "x": False, "y": False},
-    title=f"{info['method'].upper()} of {len(rows):,} rows at {site}",
-    render_mode="webgl",
-)
-fig.update_traces(marker={"size": 5})
-if mask.any():
-    fig.add_trace(
-        go.Scattergl(
-            x=coords[mask, 0],
-            y=coords[mask, 1],
-            mode="markers",
-            name=f"selected ({int(mask.sum())})",
-            marker={"size": 11, "color": "rgba(0,0,0,0)", "line": {"width": 1.5, "color": "black"}},
-            hoverinfo="skip",
+title = f"{info['method'].upper()} of {len(rows):,} rows at {site}"
+fig = map_figure(coords, rows, mask, labels, colour_name, f"{choice}: {title}", info)
+other = inside_runs(compare, root) if compare != "(none)" else None
+if other is None:
+    st.plotly_chart(fig, key="map", on_select=on_select, selection_mode=("box", "lasso"))
+else:
+    other_mtime = (other / "manifest.json").stat().st_mtime
+    if not same_rows(str(path), mtime, str(other), other_mtime):
+        st.warning(f"`{compare}` holds other rows (tokens differ) than `{choice}`: not compared.")
+        st.plotly_chart(fig, key="map", on_select=on_select, selection_mode=("box", "lasso"))
+    else:
+        rows_b, _acts_b, coords_b, info_b = mapped(
+            str(other), other_mtime, site, method, n_points, seed
         )
-    )
-fig.update_layout(
-    xaxis_title=info["axes"][0], yaxis_title=info["axes"][1], dragmode="select", height=560
-)
-st.plotly_chart(fig, key="map", on_select=on_select, selection_mode=("box", "lasso"))
+        mask_b = np.isin(rows_b, selected)  # rows_b == rows: same row count, points, seed
+        fig_b = map_figure(
+            coords_b, rows_b, mask_b, labels, colour_name, f"{compare}: {title}", info_b
+        )
+        left_map, right_map = st.columns(2)
+        with left_map:
+            st.plotly_chart(fig, key="map", on_select=on_select, selection_mode=("box", "lasso"))
+        with right_map:
+            st.plotly_chart(
+                fig_b,
+                key="map-b",
+                on_select=partial(on_select, "map-b"),
+                selection_mode=("box", "lasso"),
+            )
 
 st.subheader(f"Selection: {int(mask.sum()):,} of {len(rows):,} mapped rows")
 if not mask.any():

@@ -74,6 +74,39 @@ def test_colour_by_label_and_selection_of_many(runs):
     assert len(at.dataframe[0].value) == 50 and "first 50 of 60" in at.caption[-1].value
 
 
+def test_side_by_side_links_the_selection_across_two_stores(tmp_path, monkeypatch):
+    """Two stores of the same rows (same tokens; the second plants its outlier at another unit)
+    are mapped side by side with the selection ringed on both; a store of other rows is refused
+    with a warning."""
+    runs = tmp_path / "runs"
+    first = make_store(runs, "stores/step0", n_examples=40)
+    make_store(runs, "stores/step9", n_examples=40, planted_dim=9)
+    make_store(runs, "stores/other", n_examples=40, seed=5)
+    monkeypatch.setenv(RUNS_ENV, str(runs))
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.query_params.update(
+        {"store": "stores/step0", "site": SITE, "compare": "stores/step9", "sel": "7,150"}
+    )
+    at.run()
+    assert not at.exception, at.exception
+    specs = chart_specs(at)
+    maps = [s for s in specs if "rows at" in s["layout"]["title"]["text"]]
+    assert [m["layout"]["title"]["text"].split(":")[0] for m in maps] == [
+        "stores/step0",
+        "stores/step9",
+    ]
+    assert [m["data"][-1]["name"] for m in maps] == ["selected (2)", "selected (2)"]
+    assert first.planted_row == 150
+    options = next(s for s in at.selectbox if s.label.startswith("Side by side")).options
+    assert set(options) == {"(none)", "stores/step9", "stores/other"}
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.query_params.update({"store": "stores/step0", "site": SITE, "compare": "stores/other"})
+    at.run()
+    assert not at.exception, at.exception
+    assert "holds other rows" in at.warning[0].value
+    assert sum("rows at" in s["layout"]["title"]["text"] for s in chart_specs(at)) == 1
+
+
 def test_bad_selection_and_sampling(runs):
     _runs, store = runs
     at = AppTest.from_file(PAGE, default_timeout=60)
