@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import InputError
+from workbench.tokens import context_span
 
 METHODS = ("pca", "umap")
 _RANGE = re.compile(r"^(\d+)(?:-(\d+))?$")
@@ -146,14 +147,7 @@ def contexts(
     records = []
     for row in np.asarray(rows, dtype=np.int64):
         example = example_index[row]
-        lo = row
-        while lo > 0 and example_index[lo - 1] == example and row - lo < window:
-            lo -= 1
-        hi = (
-            row + 2
-            if row + 1 < len(example_index) and example_index[row + 1] == example
-            else row + 1
-        )
+        lo, hi = context_span(example_index, int(row), before=window, after=1)
         tokens = [decode(int(t)) for t in token_ids[lo:hi]]
         tokens[row - lo] = f"[{tokens[row - lo]}]"
         records.append(

@@ -94,3 +94,17 @@ def _decoder_for(folder: str) -> Callable[[int], str]:
         return str(tokenizer.decode([int(token_id)]))
 
     return decode
+
+
+def context_span(example_index: np.ndarray, row: int, before: int, after: int) -> tuple[int, int]:
+    """Rows [lo, hi) around `row` that show it in context: up to `before` rows before it and
+    `after` after it, never leaving its example (rows of one example are contiguous in a store).
+    """
+    example = example_index[row]
+    lo = row
+    while lo > 0 and example_index[lo - 1] == example and row - lo < before:
+        lo -= 1
+    hi = row + 1
+    while hi < len(example_index) and example_index[hi] == example and hi - row <= after:
+        hi += 1
+    return lo, hi

@@ -34,6 +34,7 @@ from analyses.sae.data import as_row_source
 from analyses.sae.evaluate import check_width
 from analyses.sae.metrics import density_histogram
 from workbench.errors import InputError
+from workbench.tokens import context_span
 
 
 @dataclass
@@ -244,12 +245,7 @@ def latent_contexts(
         if row < 0:
             continue
         example = int(example_index[row])
-        lo = row
-        while lo > 0 and example_index[lo - 1] == example and row - lo < window:
-            lo -= 1
-        hi = row + 1
-        while hi < store.n_rows and example_index[hi] == example and hi - row <= 3:
-            hi += 1
+        lo, hi = context_span(example_index, int(row), before=window, after=3)
         acts = sae.encode(torch.from_numpy(store.read(site, slice(lo, hi))))[:, latent]
         out.append(
             {

@@ -27,6 +27,7 @@ from workbench.batch.scrub import (
     values_table,
 )
 from workbench.errors import InputError
+from workbench.overview import batch_folders
 from workbench.runsdir import runs_root
 from workbench.zoo import zoo_root
 
@@ -35,23 +36,21 @@ root = runs_root()
 PAGE = "batch"  # namespaces its widgets' session state (shared by every page of the app)
 
 
-def find_batches(root: Path, max_depth: int = 4) -> list[str]:
-    """Folders under `root` holding a batch's plan.json and results.parquet, relative to root."""
-    found = []
-    for plan in sorted(root.glob("**/plan.json")):
-        folder = plan.parent
-        relative = folder.relative_to(root)
-        if len(relative.parts) <= max_depth and (folder / "results.parquet").is_file():
-            found.append(str(relative))
-    return found
-
-
 @st.cache_data(show_spinner="reading results...")
 def load(folder: str, mtime: float) -> tuple[pd.DataFrame, dict]:
     """The batch's tidy frame and status (keyed by the parquet's time: a rerun reloads)."""
     from workbench.batch import batch_status
 
-    return pd.read_parquet(Path(folder) / "results.parquet"), batch_status(folder)
+    frame = pd.read_parquet(Path(folder) / "results.parquet")
+    if "entry" not in frame.columns:  # batches written before entries were named
+        frame = frame.assign(entry=frame["analysis"])
+    return frame, batch_status(folder)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def csv_of(folder: str, mtime: float) -> bytes:
+    """The whole batch as CSV (made once per version of its results, not on every rerun)."""
+    return load(folder, mtime)[0].to_csv(index=False).encode()
 
 
 def pick(label: str, options: list[str], key: str) -> str:
@@ -135,13 +134,14 @@ st.caption(
     "Analyses run by `workbench batch run SPEC` over models, checkpoints, datasets and sites; "
     f"one row per cell x metric in `results.parquet`. Runs directory: `{root}`"
 )
-batches = find_batches(root)
+batches = [str(folder.relative_to(root)) for folder in batch_folders(root)]
 if not batches:
     st.info(f"No batch results under `{root}`. Run `workbench demo` or `workbench batch run SPEC`.")
     st.stop()
 choice = pick("Batch", batches, "batch")
 folder = root / choice
-frame, status = load(str(folder), (folder / "results.parquet").stat().st_mtime)
+results_mtime = (folder / "results.parquet").stat().st_mtime
+frame, status = load(str(folder), results_mtime)
 spec_text = json.loads((folder / "plan.json").read_text()).get("spec", "")
 st.write(
     f"**{status['name']}**: {status['done']} done, {status['failed']} failed, "
@@ -151,8 +151,6 @@ if frame.empty:
     st.warning("This batch has no finished cells yet.")
     st.stop()
 
-if "entry" not in frame.columns:  # batches written before entries were named
-    frame = frame.assign(entry=frame["analysis"])
 single = frame.groupby(["cell", "metric"])["value"].transform("size") == 1
 scalar = frame[single & pd.to_numeric(frame["value"], errors="coerce").notna()]
 left, right, third = st.columns(3)
@@ -252,7 +250,7 @@ st.dataframe(
 )
 st.download_button(
     "Download the whole batch as CSV",
-    frame.to_csv(index=False).encode(),
+    csv_of(str(folder), results_mtime),
     file_name=f"{status['name']}.csv",
     mime="text/csv",
 )

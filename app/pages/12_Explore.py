@@ -41,11 +41,18 @@ POINTS = [500, 1000, 2000, 5000]
 MAX_CONTEXTS = 50
 
 
+@st.cache_resource(show_spinner=False, max_entries=16)
+def open_store(path: str, mtime: float) -> ActivationStore:
+    """One reader per version of a store, shared by this page's functions and sessions (it is
+    read-only and keeps the row arrays it has read: token ids, examples, positions)."""
+    return ActivationStore(path)
+
+
 @st.cache_data(show_spinner="reading and mapping activations...", max_entries=16)
 def mapped(path: str, mtime: float, site: str, method: str, n_points: int, seed: int):
     """Sampled row ids (n,), their activations (n, d) float32 and the (n, 2) map; keyed by the
     manifest's mtime so a re-captured store is re-read."""
-    store = ActivationStore(path)
+    store = open_store(path, mtime)
     rows = sample_rows(store.n_rows, n_points, seed)
     acts = store.read(site, rows, dtype=np.float32)
     coords, info = project(acts, method, seed)
@@ -54,14 +61,14 @@ def mapped(path: str, mtime: float, site: str, method: str, n_points: int, seed:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def labels_of(path: str, mtime: float) -> dict[str, np.ndarray]:
-    return row_labels(ActivationStore(path))
+    return row_labels(open_store(path, mtime))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def same_rows(path_a: str, mtime_a: float, path_b: str, mtime_b: float) -> bool:
     """Whether two stores hold the same rows: equal token ids, examples and positions (the same
     dataset captured from two checkpoints or models with one tokenizer)."""
-    a, b = ActivationStore(path_a), ActivationStore(path_b)
+    a, b = open_store(path_a, mtime_a), open_store(path_b, mtime_b)
     return all(
         np.array_equal(x(), y())
         for x, y in (
@@ -249,7 +256,7 @@ if panels["units"] is not None:
 else:
     right.caption("Every mapped row is selected: nothing to contrast with.")
 st.markdown("**Selected tokens in context** (the token in [brackets])")
-store = ActivationStore(path)
+store = open_store(str(path), mtime)
 picked = rows[mask][:MAX_CONTEXTS]
 st.dataframe(contexts(store, picked, store_decoder(store)), hide_index=True)
 if mask.sum() > MAX_CONTEXTS:

@@ -122,14 +122,13 @@ try:
         vector = concept_vector(name, zoo, site, *CONCEPTS[direction])
     from analyses.steering import generate
 
-    # The handle is shared by every session of this page: the three generations run under one
-    # hold of its lock (each also takes it), so they see the same model and no other session's
-    # steering.
-    with handle.lock:
-        _, plain = generate(handle, prompts, None, max_new_tokens=12)
-        _, steered = generate(handle, prompts, vector, coeff, where=where, max_new_tokens=12)
-        control = vector.random_control(0)
-        _, random = generate(handle, prompts, control, coeff, where=where, max_new_tokens=12)
+    # The handle is shared by every session of this page; each generation holds its lock
+    # (ModelHandle.generate, and `intervene` around a steered one), so no other session's
+    # steering applies to it.
+    _, plain = generate(handle, prompts, None, max_new_tokens=12)
+    _, steered = generate(handle, prompts, vector, coeff, where=where, max_new_tokens=12)
+    control = vector.random_control(0)
+    _, random = generate(handle, prompts, control, coeff, where=where, max_new_tokens=12)
 except WorkbenchError as exc:
     st.error(str(exc))
     st.stop()
