@@ -16,7 +16,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from workbench.app_state import url_selectbox, url_slider, url_text_area
+from workbench.app_state import url_radio, url_selectbox, url_slider, url_text_area
 from workbench.data.grammar import TOPICS
 from workbench.errors import WorkbenchError
 from workbench.results import Result, list_results
@@ -99,7 +99,15 @@ coeff = url_slider(
     step=0.5,
     container=right,
 )
-where = right.radio("Where", ["after", "all"], horizontal=True, help="after: generated tokens")
+where = url_radio(
+    "Where",
+    ["after", "all"],
+    "where",
+    page=PAGE,
+    container=right,
+    horizontal=True,
+    help="after: generated tokens",
+)
 prompts_text = url_text_area(
     "Prompts (one per line)",
     "prompts",

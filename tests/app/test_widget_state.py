@@ -193,6 +193,7 @@ CASES = [
     ),
     Case("9_Steering.py", one_store, "Direction", "direction", timeout=120, zoo=True),
     Case("9_Steering.py", one_store, "Site", "site", timeout=120, zoo=True),
+    Case("9_Steering.py", one_store, "Where", "where", "radio", timeout=120, zoo=True),
     Case("9_Steering.py", one_store, "Coefficient", "coeff", "slider", 120, (2.5, -4.0), True),
     Case("12_Explore.py", one_store, "Site", "site"),
     Case("12_Explore.py", three_stores, "Store", "store"),
