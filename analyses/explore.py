@@ -137,8 +137,13 @@ def contexts(
     window: int = 8,
 ) -> pd.DataFrame:
     """One line per row: row, example, position, token and its context (up to `window` tokens of
-    the same example before it, the token itself in [brackets], one token after)."""
-    decode = decode or (lambda i: f"<{int(i)}>")
+    the same example before it, the token itself in [brackets], one token after). Rows without a
+    token (id -1: images, other array inputs) get empty token and context."""
+    given = decode or (lambda i: f"<{int(i)}>")
+
+    def text(token_id: int) -> str:
+        return given(token_id) if token_id >= 0 else ""
+
     example_index, token_ids, positions = (
         store.example_index(),
         store.token_ids(),
@@ -148,15 +153,17 @@ def contexts(
     for row in np.asarray(rows, dtype=np.int64):
         example = example_index[row]
         lo, hi = context_span(example_index, int(row), before=window, after=1)
-        tokens = [decode(int(t)) for t in token_ids[lo:hi]]
+        tokens = [text(int(t)) for t in token_ids[lo:hi]]
         tokens[row - lo] = f"[{tokens[row - lo]}]"
         records.append(
             {
                 "row": int(row),
                 "example": int(example),
                 "position": int(positions[row]),
-                "token": decode(int(token_ids[row])),
-                "context": " ".join(t.strip() or "·" for t in tokens),
+                "token": text(int(token_ids[row])),
+                "context": " ".join(t.strip() or "·" for t in tokens)
+                if token_ids[row] >= 0
+                else "",
             }
         )
     return pd.DataFrame.from_records(

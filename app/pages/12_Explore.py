@@ -255,9 +255,14 @@ if panels["units"] is not None:
     right.plotly_chart(chart)
 else:
     right.caption("Every mapped row is selected: nothing to contrast with.")
-st.markdown("**Selected tokens in context** (the token in [brackets])")
 store = open_store(str(path), mtime)
 picked = rows[mask][:MAX_CONTEXTS]
-st.dataframe(contexts(store, picked, store_decoder(store)), hide_index=True)
+table = contexts(store, picked, store_decoder(store))
+if (table["token"] == "").all():  # an image or array model: rows are examples, not tokens
+    st.markdown("**Selected rows** (this store's rows have no tokens)")
+    table = table.drop(columns=["token", "context"])
+else:
+    st.markdown("**Selected tokens in context** (the token in [brackets])")
+st.dataframe(table, hide_index=True)
 if mask.sum() > MAX_CONTEXTS:
     st.caption(f"The first {MAX_CONTEXTS} of {int(mask.sum()):,} selected rows.")

@@ -150,6 +150,14 @@ def test_contexts_stay_inside_their_example():
     assert out["example"].tolist() == [0, 1, 0] and out["token"].tolist() == ["w13", "w20", "w11"]
 
 
+def test_contexts_of_rows_without_tokens_are_empty():
+    store = fake_store()
+    store.token_ids = lambda: np.full(7, -1)
+    out = contexts(store, np.array([1, 5]), None)
+    assert out["token"].tolist() == ["", ""] and out["context"].tolist() == ["", ""]
+    assert out["example"].tolist() == [0, 1]
+
+
 def test_row_labels_spread_example_labels_over_rows():
     labels = row_labels(fake_store())
     assert labels["topic"].tolist() == [8, 8, 8, 8, 9, 9, 9]
