@@ -234,3 +234,20 @@ def test_batch_page_in_browser(runs, quick_zoo, tmp_path, monkeypatch):
             ".map(gd => gd.querySelectorAll('.shapelayer path').length)"
         )
         assert marker == [1]  # the vertical line at the scrubbed step
+        # drag the scrubber one notch with the keyboard (the slider thumb takes arrow keys): the
+        # URL follows, and every per-site chart and the loss curve's marker move to the new step
+        thumb = page.get_by_role("slider", name="Checkpoint step")
+        thumb.focus()
+        page.keyboard.press("ArrowRight")
+        page.wait_for_function(
+            "() => location.search.includes('step=') && !location.search.includes('step=4')",
+            timeout=30_000,
+        )
+        new_step = int(page.evaluate("() => new URLSearchParams(location.search).get('step')"))
+        assert new_step > 4
+        page.wait_for_function(
+            f"() => ({PLOTS_JS})().filter(p => p.title.includes('at step {new_step}')"
+            " || p.title.includes('step " + str(new_step) + " marked')).length === 3",
+            timeout=30_000,
+        )
+        assert page.locator('[data-testid="stException"]').count() == 0

@@ -28,6 +28,16 @@ def test_steering_page(tmp_path, monkeypatch, quick_zoo):
     result.save(runs / "results" / "steering-sweep" / "toy-lm" / "positive-sentiment")
     vectors[sites[0]].save(runs / "vectors" / f"{sites[0]}.safetensors")
     path = "Steering?site=blocks.1.hook_resid_pre&coeff=4"
-    with rendered_page(runs, path, 3, "page-steering.png", tmp_path) as (_page, text):
+    with rendered_page(runs, path, 3, "page-steering.png", tmp_path) as (page, text):
         assert "Generations at blocks.1.hook_resid_pre, coefficient 4" in text
         assert "Dose-response" in text
+        # a steering run from the browser: move the coefficient one notch down with the keyboard;
+        # the generations are made again at the new coefficient, and the URL keeps it
+        thumb = page.get_by_role("slider", name="Coefficient")
+        thumb.focus()
+        page.keyboard.press("ArrowLeft")
+        page.wait_for_function("() => location.search.includes('coeff=3.5')", timeout=30_000)
+        page.get_by_text("Generations at blocks.1.hook_resid_pre, coefficient 3.5").wait_for(
+            timeout=60_000
+        )
+        assert page.locator('[data-testid="stException"]').count() == 0
