@@ -16,7 +16,7 @@ test: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
-	$(PY) -m pytest
+	WORKBENCH_SCREENSHOTS="$${WORKBENCH_SCREENSHOTS:-$(CURDIR)/build/screenshots}" $(PY) -m pytest
 
 install: $(VENV)/.installed
 
