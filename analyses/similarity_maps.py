@@ -24,7 +24,7 @@ import pandas as pd
 from analyses import _cca
 from analyses._cca import Basis
 from analyses._streaming import StackedR, row_batches, shuffled_batches
-from analyses.similarity import Comparison, default_params, from_bases
+from analyses.similarity import MEASURES, Comparison, default_params, from_bases
 from workbench.errors import InputError
 from workbench.results import Result
 from workbench.sources import Source
@@ -265,6 +265,23 @@ def checkpoint_map(
         {"stores": {str(s): _provenance(stores[s]) for s in steps}},
         {"reference_step": reference_step, "steps": steps, "sites": names},
     )
+
+
+def pair_comparisons(
+    layers_a: Layers,
+    site_a: str,
+    layers_b: Layers,
+    site_b: str,
+    measures: Sequence[str] = MEASURES,
+) -> dict[str, Comparison]:
+    """Every measure (default settings) for one pair of layers: one cell of a map, seen through
+    all measures at once. Each layer is decomposed once; the values equal the map's cell of the
+    same measure (`layer_map` row `site_a`, column `site_b`; `checkpoint_map` with `layers_a` the
+    checkpoint's store and `layers_b` the reference's; `cross_map`). The CCA family's
+    comparisons carry their canonical correlations (the spectrum), descending."""
+    groups = [(layers_a, _sites(layers_a, [site_a])), (layers_b, _sites(layers_b, [site_b]))]
+    (a,), (b,) = layer_bases(groups)
+    return {m: from_bases(m, a, b, default_params(m)) for m in measures}
 
 
 def capture_checkpoints(

@@ -3,10 +3,16 @@ results (intrinsic dimension, anisotropy, effective rank, max |a| ratio, probe a
 where saved) and, from batch runs over checkpoints, sparklines of those metrics over training;
 links drill into the pages that show each in detail. Thin: `workbench.overview` gathers, this
 page draws. View state (store) in the URL.
+
+A click on a row of the table (its selection box) drills into that layer: links to every page at
+that site, the SAE feature reports on it with their best latents (each a link to the latent's
+contexts and tokens), and the codebook models with a codebook there. The selected site is kept in
+the URL (`site`); a link with one opens with its row selected.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import quote
 
 import pandas as pd
@@ -14,12 +20,64 @@ import plotly.express as px
 import streamlit as st
 
 from workbench.app_state import url_selectbox
-from workbench.overview import CURVES, result_stores, site_headlines, training_curves
+from workbench.overview import (
+    CURVES,
+    layer_panel,
+    result_stores,
+    site_headlines,
+    training_curves,
+)
 from workbench.runsdir import runs_root
 
 st.set_page_config(page_title="Workbench: overview", layout="wide")
 root = runs_root()
 PAGE = "overview"  # namespaces its widgets' session state (shared by every page of the app)
+
+
+@st.cache_data(show_spinner=False, ttl=30)
+def drill(root_dir: str, store: str, site: str, sites: tuple[str, ...]) -> dict:
+    """`layer_panel` of a site (reports and codebooks found by walking the runs dir: cached a
+    little while, so a new one appears within half a minute)."""
+    return layer_panel(Path(root_dir), store, site, sites)
+
+
+def draw_panel(store: str, site: str, sites: list[str]) -> None:
+    """The drill-down of one layer: pages at the site, its SAE features, its codebooks."""
+    panel = drill(str(root), store, site, tuple(sites))
+    st.subheader(f"Layer `{site}`")
+    pages, features, books = st.columns(3)
+    with pages:
+        st.markdown("**This site on every page**")
+        for link in panel["links"]:
+            st.markdown(f"- [{link['page']}]({link['url']}): {link['what']}")
+    with features:
+        st.markdown("**SAE features trained here**")
+        for report in panel["sae"]:
+            st.markdown(f"[{report['report']}]({report['url']}) ({report['n_rows']} rows)")
+            for latent in report["latents"]:
+                st.markdown(
+                    f"- [latent {latent['latent']}]({latent['url']}): {latent['label']} "
+                    f"(F1 {latent['f1']:.2f})"
+                )
+        if not panel["sae"]:
+            st.caption(
+                f"None yet: `workbench sae train --store RUNS/stores/{store} --site {site} "
+                "--out RUNS/sae/NAME`, then `workbench sae features --sae RUNS/sae/NAME --store "
+                f"RUNS/stores/{store} --out RUNS/sae/NAME/features`."
+            )
+    with books:
+        st.markdown("**Codebooks at this site**")
+        for book in panel["codebooks"]:
+            st.markdown(
+                f"- [{book['model']}]({book['url']}): {book['n_codes']} codes, k={book['k']}, "
+                f"base {book['base']}"
+            )
+        if not panel["codebooks"]:
+            st.caption(
+                "None yet: `workbench codebook train --model MODEL "
+                f"--sites {site} --out RUNS/codebooks/NAME`."
+            )
+
 
 st.title("Model overview")
 st.caption(
@@ -51,12 +109,37 @@ config: dict = {c: st.column_config.NumberColumn(c, format="%.3g") for c in metr
 for column in CURVES.values():
     if column in shown.columns:
         config[column] = st.column_config.LineChartColumn(column, width="small")
-st.dataframe(shown, hide_index=True, column_config=config, width="stretch")
+sites = [str(s) for s in shown["site"]]
+wanted = st.query_params.get("site")
+if wanted is not None and wanted not in sites:
+    st.warning(f"No site `{wanted}` in {store}'s table; valid: {', '.join(sites)}.")
+# The table's selection is its own widget state (its identity is its key alone, so it never
+# resets); the URL's site only seeds it on the table's first drawing, and follows it after.
+picked = st.dataframe(
+    shown,
+    hide_index=True,
+    column_config=config,
+    width="stretch",
+    key=f"{PAGE}-sites-{store}",  # a new table (and selection) per store
+    on_select="rerun",
+    selection_mode="single-row",
+    selection_default={"selection": {"rows": [sites.index(wanted)]}} if wanted in sites else None,
+)
+rows = picked["selection"]["rows"]
+site = sites[rows[0]] if rows else None
+if site is None:
+    st.query_params.pop("site", None)
+else:
+    st.query_params["site"] = site
 if not curves.empty:
     st.caption(
         "Sparklines: the batch results over checkpoints for this model (`workbench batch run`), "
         "one point per step in training order; steps column: first..last (count)."
     )
+if site is not None:
+    draw_panel(store, site, sites)
+else:
+    st.caption("Select a row (the box at its left) to drill into that layer.")
 
 if metrics:
     long = table.melt(id_vars=["site", "layer"], value_vars=metrics, var_name="metric").dropna()

@@ -4,7 +4,13 @@ Thin: `analyses.geometry_curves.store_curves` computes the curves (cached by sto
 manifest time and settings); this page draws them over layers for the chosen store, and over
 checkpoints when the runs dir holds stores of several checkpoints of the same model, dataset and
 sites (e.g. written by `capture_series`), or saved "geometry-curves" results. View state (store,
-sample size) lives in the URL.
+sample size, a marked site) lives in the URL.
+
+Side by side: a second store with sites in common (another checkpoint or model; its rows may
+differ) is drawn on the same axes, dashed, over the shared sites, with a table of the differences
+(first minus second); the second store is kept in the URL as `store_b`, and one that shares no
+site with the first is refused with a warning. `site` marks a site on every curve (the Overview
+page links here with it).
 """
 
 from __future__ import annotations
@@ -60,6 +66,53 @@ def series_key(entry: dict) -> tuple:
     return (model, spec.get("dataset"), tuple(entry["sites"]))
 
 
+def refused(key: str, options: list[str], why) -> None:
+    """A warning when the URL's `key` named a value that is none of `options` (the widget then
+    fell back to its default): `why(value)` says what is wrong with it."""
+    wanted = st.query_params.get(key)
+    if wanted is not None and wanted not in options:
+        st.warning(why(wanted))
+
+
+def layer_figure(part: pd.DataFrame, title: str, order: list[str], mark: str | None):
+    """The curves of `part` over sites (in `order`), one line per estimate, dashed per store
+    when it holds two; `mark` (a site) drawn as a vertical line."""
+    two = part["store"].nunique() > 1
+    fig = px.line(
+        part,
+        x="site",
+        y="value",
+        color="estimate",
+        line_dash="store" if two else None,
+        symbol="store" if two else None,
+        markers=True,
+        title=title,
+        category_orders={"site": order},
+    )
+    fig.update_layout(legend_title_text="", xaxis_title="site (by depth)")
+    if mark is not None and mark in set(part["site"]):  # a site this chart has values at
+        fig.add_vline(x=mark, line_dash="dot", line_color="grey")
+    return fig
+
+
+def store_frame(name: str, max_samples: int) -> pd.DataFrame:
+    """The labelled curves of store `name` (with a `store` column); stops the page on failure."""
+    path = inside_runs(name, root)
+    if path is None:
+        st.error(f"`{name}` is outside the runs directory.")
+        st.stop()
+    try:
+        frame = curves((str(path),), ((path / "manifest.json").stat().st_mtime,), max_samples)
+    except (WorkbenchError, OSError) as e:
+        st.error(f"Cannot compute the geometry of `{name}`: {e}")
+        st.stop()
+    return label(frame).assign(store=name)
+
+
+def values_table(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.pivot_table(index=["layer", "site"], columns="estimate", values="value")
+
+
 st.title("Representation geometry")
 st.caption(
     "TwoNN and MLE intrinsic dimension (seeded subsample), PCA participation ratio and "
@@ -72,22 +125,36 @@ if not names:
     st.info(f"No complete stores under `{root}`. Run `workbench demo` or `workbench capture`.")
     st.stop()
 choices = sorted(names)
-choice = url_selectbox("Store", choices, "store", page=PAGE)
-max_samples = url_select_slider(
-    "Rows used by TwoNN / MLE", SAMPLES, "samples", page=PAGE, default=2000
+c1, c2, c3 = st.columns([3, 3, 2])
+choice = url_selectbox("Store", choices, "store", page=PAGE, container=c1)
+sites = list(names[choice]["sites"])
+partners = [n for n in choices if n != choice and set(names[n]["sites"]) & set(sites)]
+refused(
+    "store_b",
+    ["(none)", *partners],
+    lambda wanted: (
+        f"`{wanted}` shares no site with `{choice}`: not compared. Stores that do: "
+        f"{', '.join(partners) or 'none'}."
+        if wanted in names
+        else f"No complete store `{wanted}` under the runs directory; valid: {', '.join(choices)}."
+    ),
 )
+store_b = url_selectbox(
+    "Side by side with (shared sites: another checkpoint or model)",
+    ["(none)", *partners],
+    "store_b",
+    page=PAGE,
+    container=c2,
+)
+max_samples = url_select_slider(
+    "Rows used by TwoNN / MLE", SAMPLES, "samples", page=PAGE, default=2000, container=c3
+)
+refused(
+    "site", ["(none)", *sites], lambda w: f"No site `{w}` in `{choice}`; valid: {', '.join(sites)}."
+)
+mark = url_selectbox("Mark a site", ["(none)", *sites], "site", page=PAGE)
 
-path = inside_runs(choice, root)
-if path is None:
-    st.error("That store is outside the runs directory.")
-    st.stop()
-try:
-    frame = curves((str(path),), ((path / "manifest.json").stat().st_mtime,), max_samples)
-except (WorkbenchError, OSError) as e:
-    st.error(f"Cannot compute the geometry of `{choice}`: {e}")
-    st.stop()
-
-frame = label(frame)
+frame = store_frame(choice, max_samples)
 spec = names[choice]["spec"]
 cols = st.columns(4)
 cols[0].metric("model", str(spec.get("model")))
@@ -95,18 +162,36 @@ cols[1].metric("dataset", str(spec.get("dataset")))
 cols[2].metric("rows", f"{names[choice]['n_rows']:,}")
 cols[3].metric("sites", frame["site"].nunique())
 
+order = list(dict.fromkeys(frame["site"]))  # by depth
+shown = frame
+if store_b != "(none)":
+    frame_b = store_frame(store_b, max_samples)
+    order = [s for s in order if s in set(frame_b["site"])]
+    shown = pd.concat([frame, frame_b], ignore_index=True)
+    shown = shown[shown["site"].isin(order)]
+    spec_b = names[store_b]["spec"]
+    only = sorted(set(frame["site"]) ^ set(frame_b["site"]))
+    st.caption(
+        f"Solid: `{choice}` ({spec.get('model')}); dashed: `{store_b}` ({spec_b.get('model')}, "
+        f"{names[store_b]['n_rows']:,} rows), on their {len(order)} shared sites"
+        + (f" (not shared: {', '.join(only)})" if only else "")
+    )
+marked = None if mark == "(none)" or mark not in order else mark
+
 st.subheader("Over layers")
 for title, group in PANELS:
-    part = frame[frame["analysis"].isin(group)]
+    part = shown[shown["analysis"].isin(group)]
     if part.empty:
         continue
-    fig = px.line(part, x="site", y="value", color="estimate", markers=True, title=title)
-    fig.update_layout(legend_title_text="", xaxis_title="site (by depth)")
-    st.plotly_chart(fig)
+    st.plotly_chart(layer_figure(part, title, order, marked))
 with st.expander("Values"):
-    st.dataframe(
-        frame.pivot_table(index=["layer", "site"], columns="estimate", values="value"),
-    )
+    st.dataframe(values_table(frame))
+if store_b != "(none)":
+    with st.expander(f"Values of {store_b}"):
+        st.dataframe(values_table(frame_b))
+    st.markdown(f"**Difference: `{choice}` minus `{store_b}`, per shared site**")
+    diff = values_table(frame).sub(values_table(frame_b))
+    st.dataframe(diff[diff.index.get_level_values("site").isin(order)])
 
 st.subheader("Over checkpoints")
 key = series_key(names[choice])

@@ -1,17 +1,19 @@
 """The overview's gathering: headline numbers per site from saved results, curves over
-checkpoints from batch results; and the Overview page on them (AppTest, headless Chromium)."""
+checkpoints from batch results, a layer's drill-down (pages, SAE features, codebooks); and the
+Overview page on them (AppTest, headless Chromium)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from app_browser import needs_chromium, rendered_page
 from streamlit.testing.v1 import AppTest
 
-from workbench.overview import result_stores, site_headlines, training_curves
+from workbench.overview import layer_panel, result_stores, site_headlines, training_curves
 from workbench.results import Result
 from workbench.runsdir import RUNS_ENV
 
@@ -39,6 +41,64 @@ def make_runs(root: Path) -> None:
         for step in (300, 0, 100) for i, site in enumerate(SITES[:2])
     ]  # fmt: skip
     pd.DataFrame(rows).to_parquet(batch / "results.parquet")
+
+
+def make_drill(root: Path) -> None:
+    """Feature reports and codebook models: one of each on SITES[1] of `toy`, and decoys (another
+    site, another store, another model). Latent 3 is best for topic=0 (F1 0.9), latent 5 for
+    topic=1 (F1 0.7), latent 3 again for topic=2 (F1 0.2: listed once)."""
+    from analyses.codebook.model import Codebooks
+    from analyses.sae.features import FeatureStats, LabelStats, save_feature_stats
+
+    d_sae = 8
+    f1 = np.zeros((d_sae, 3))
+    f1[3, 0], f1[5, 1], f1[3, 2] = 0.9, 0.7, 0.2
+    stats = FeatureStats(
+        n_rows=100,
+        density=np.full(d_sae, 0.1),
+        max_act=np.ones(d_sae),
+        mean_act=np.ones(d_sae),
+        top_rows=np.zeros((d_sae, 2), dtype=np.int64),
+        top_values=np.zeros((d_sae, 2)),
+        labels={"topic": LabelStats("topic", np.arange(3), f1, f1, f1, f1, np.full(3, 30))},
+    )
+    for folder, store, site in (
+        ("sae/toy/features", "elsewhere/stores/toy", SITES[1]),  # the CLI's cwd-relative path
+        ("sae/toy0/features", "stores/toy", SITES[0]),
+        ("sae/other/features", "stores/other", SITES[1]),
+    ):
+        meta = {"sae": str(root / folder), "store": store, "site": site}
+        save_feature_stats(stats, root / folder, meta)
+    for name, base in (("codebooks/toy-cb", "toy@100"), ("codebooks/other-cb", "other@100")):
+        Codebooks({SITES[1]: 4, SITES[2]: 4}, n_codes=16, k=1, base=base).save(root / name)
+
+
+def test_layer_panel_links_features_and_codebooks(tmp_path):
+    make_runs(tmp_path)
+    make_drill(tmp_path)
+    panel = layer_panel(tmp_path, "toy", SITES[1], SITES)
+    urls = {link["page"]: link["url"] for link in panel["links"]}
+    assert urls == {
+        "Geometry": f"Geometry?store=stores/toy&site={SITES[1]}",
+        "Explore": f"Explore?store=stores/toy&site={SITES[1]}",
+        "Massive": f"Massive?store=stores/toy&site={SITES[1]}",
+        "Similarity": f"Similarity?store=stores/toy&cell={SITES[1]},{SITES[2]}",  # the next site
+    }
+    (report,) = panel["sae"]
+    assert report["report"] == "sae/toy/features" and report["n_rows"] == 100
+    assert [(t["latent"], t["label"]) for t in report["latents"]] == [
+        (3, "topic=0"),
+        (5, "topic=1"),
+    ]
+    assert report["latents"][0]["url"] == "SAE_features?features=sae/toy/features&latent=3"
+    assert report["latents"][0]["f1"] == pytest.approx(0.9)
+    (book,) = panel["codebooks"]
+    assert book["model"] == "codebooks/toy-cb" and book["n_codes"] == 16
+    assert book["url"] == f"Codebooks?model=codebooks/toy-cb&site={SITES[1]}"
+    last = layer_panel(tmp_path, "toy", SITES[2], SITES)
+    assert last["links"][-1]["url"].endswith(f"cell={SITES[2]},{SITES[1]}")  # the previous site
+    assert last["sae"] == [] and [b["model"] for b in last["codebooks"]] == ["codebooks/toy-cb"]
+    assert layer_panel(tmp_path, "toy", SITES[0], SITES)["codebooks"] == []
 
 
 def test_headlines_per_site_in_layer_order(tmp_path):
@@ -73,6 +133,58 @@ def test_overview_page(tmp_path, monkeypatch):
     assert list(shown["site"]) == SITES and list(shown["TwoNN dim"]) == [3.0, 4.0, 5.0]
     assert list(shown["TwoNN (training)"].iloc[0]) == [10.0, 9.0, 7.0]
     assert any("[Geometry](Geometry?store=stores/toy)" in m.value for m in at.markdown)
+
+
+def test_site_in_the_url_selects_its_row_and_drills_in(tmp_path, monkeypatch):
+    make_runs(tmp_path)
+    make_drill(tmp_path)
+    monkeypatch.setenv(RUNS_ENV, str(tmp_path))
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.query_params.update({"store": "toy", "site": SITES[1]})
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.warning
+    table = at.dataframe[0]
+    assert json.loads(table.proto.selection_default)["selection"]["rows"] == [1]
+    assert at.subheader[1].value == f"Layer `{SITES[1]}`"
+    text = "\n".join(m.value for m in at.markdown)
+    assert f"[Explore](Explore?store=stores/toy&site={SITES[1]})" in text
+    assert "[latent 3](SAE_features?features=sae/toy/features&latent=3): topic=0 (F1 0.90)" in text
+    assert f"[codebooks/toy-cb](Codebooks?model=codebooks/toy-cb&site={SITES[1]})" in text
+    assert "sae/other" not in text and "other-cb" not in text
+    assert at.query_params["site"] == SITES[1]
+
+
+def test_picking_a_row_drills_into_its_site_and_keeps_it_in_the_url(tmp_path, monkeypatch):
+    make_runs(tmp_path)
+    monkeypatch.setenv(RUNS_ENV, str(tmp_path))
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.query_params["store"] = "toy"
+    at.run()
+    assert not at.exception, at.exception
+    assert "site" not in at.query_params and "Select a row" in at.caption[-2].value
+    key = at.dataframe[0].key
+    at.session_state[key] = {"selection": {"rows": [2], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception, at.exception
+    assert at.query_params["site"] == SITES[2]
+    assert at.subheader[1].value == f"Layer `{SITES[2]}`"
+    text = "\n".join(m.value for m in at.markdown)
+    assert f"Similarity?store=stores/toy&cell={SITES[2]},{SITES[1]}" in text
+    assert any("None yet: `workbench sae train" in c.value for c in at.caption)
+
+
+def test_unknown_site_in_the_url_warns(tmp_path, monkeypatch):
+    make_runs(tmp_path)
+    monkeypatch.setenv(RUNS_ENV, str(tmp_path))
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.query_params.update({"store": "toy", "site": "blocks.7.nope"})
+    at.run()
+    assert not at.exception, at.exception
+    assert "No site `blocks.7.nope`" in at.warning[0].value
+    assert all(site in at.warning[0].value for site in SITES)
+    assert not [h for h in at.subheader if h.value.startswith("Layer")]  # no layer panel
+    assert "site" not in at.query_params
 
 
 def test_overview_page_without_results(tmp_path, monkeypatch):
