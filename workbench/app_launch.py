@@ -9,6 +9,7 @@ from pathlib import Path
 
 from workbench.errors import InputError
 from workbench.runsdir import RUNS_ENV
+from workbench.uploads import MAX_UPLOAD_MB
 
 
 def app_home() -> Path:
@@ -26,7 +27,8 @@ def app_home() -> Path:
 
 def streamlit_command(host: str, port: int, runs: Path) -> list[str]:
     """The `streamlit run` command line; static file serving stays off (the app only reads what
-    lies inside `runs`)."""
+    lies inside `runs`); the server's per-file upload cap (MiB) is the Upload page's largest
+    limit (`workbench.uploads`), which checks each kind's own limit again."""
     if not 0 < port < 65536:
         raise InputError(f"--port must be in 1..65535, got {port}")
     return [
@@ -43,6 +45,8 @@ def streamlit_command(host: str, port: int, runs: Path) -> list[str]:
         "true",
         "--server.enableStaticServing",
         "false",
+        "--server.maxUploadSize",
+        str(MAX_UPLOAD_MB),
         "--browser.gatherUsageStats",
         "false",
         "--server.fileWatcherType",
