@@ -1,4 +1,4 @@
-"""`workbench codebook train|codes|steer`: codebook features from the command line."""
+"""`workbench codebook train|codes|steer|code-page`: codebook features from the command line."""
 
 from __future__ import annotations
 
@@ -50,11 +50,25 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--fsm-states", action="store_true", help="measure fsm state forcing instead")
     s.add_argument("--zoo-root")
     s.add_argument("--json", action="store_true")
+
+    g = verbs.add_parser("code-page", help="one code as a self-contained HTML page")
+    g.add_argument("dir", help="a folder written by `codebook train`")
+    g.add_argument("--code", type=int, required=True)
+    g.add_argument("--site", help="codebook site (default: the first)")
+    g.add_argument(
+        "--label", help="labels to read the code against (default: the dataset's; 'none')"
+    )
+    g.add_argument("--n-examples", type=int, default=200)
+    g.add_argument("--out", required=True, help="the HTML file to write")
+    g.add_argument("--zoo-root")
+    g.add_argument("--json", action="store_true")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    fn = {"train": _train, "codes": _codes, "steer": _steer}[args.codebook_command]
+    fn = {"train": _train, "codes": _codes, "steer": _steer, "code-page": _code_page}[
+        args.codebook_command
+    ]
     out = fn(args)
     if args.json:
         print(json.dumps(out, default=float))
@@ -115,3 +129,12 @@ def _steer(args: argparse.Namespace) -> dict[str, Any]:
         handle, books, args.prompt, site, on=_ints(args.on), off=_ints(args.off),
         max_new_tokens=args.max_new_tokens,
     )  # fmt: skip
+
+
+def _code_page(args: argparse.Namespace) -> dict[str, Any]:
+    from analyses.codebook.code_page import code_page_for
+    from workbench.export import write_text
+
+    page = code_page_for(args.dir, args.code, args.site, args.label, args.n_examples, args.zoo_root)
+    path = write_text(page, args.out)
+    return {"out": str(path), "code": args.code, "bytes": path.stat().st_size}

@@ -1,5 +1,6 @@
-"""`workbench sae train|eval|features`: train an SAE on a store site or an array, evaluate
-it (reconstruction metrics, optionally the loss recovered), and write feature reports."""
+"""`workbench sae train|eval|features|feature-page`: train an SAE on a store site or an array,
+evaluate it (reconstruction metrics, optionally the loss recovered), write feature reports, and
+export one latent as a static HTML page."""
 
 from __future__ import annotations
 
@@ -79,6 +80,18 @@ def add_parser(subparsers: Any) -> None:
     )
     f.add_argument("--json", action="store_true")
     f.set_defaults(run=cmd_features)
+
+    g = sub.add_parser(
+        "feature-page",
+        help="one latent as a self-contained HTML page",
+        description="Write one latent's page (density, histogram, shaded top and quantile "
+        "contexts, output tokens, label agreement) from a report made by `sae features`.",
+    )
+    g.add_argument("--report", required=True, help="folder written by `sae features --out`")
+    g.add_argument("--latent", type=int, required=True)
+    g.add_argument("--out", required=True, help="the HTML file to write")
+    g.add_argument("--json", action="store_true")
+    g.set_defaults(run=cmd_feature_page)
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -199,13 +212,14 @@ def _loss_recovered(sae: Any, store: Any, site: str | None, args: argparse.Names
 
 def cmd_features(args: argparse.Namespace) -> int:
     from analyses.sae import load_sae
+    from analyses.sae.feature_page import feature_page
     from analyses.sae.features import (
-        export_html,
         feature_stats,
         latent_report,
         save_feature_stats,
         store_unembedding,
     )
+    from workbench.export import write_text
     from workbench.store import ActivationStore
 
     sae, meta = load_sae(args.sae)
@@ -233,7 +247,8 @@ def cmd_features(args: argparse.Namespace) -> int:
     pages = []
     for latent in latents:
         report = latent_report(sae, store, site, latent, stats, w_u)
-        pages.append(str(export_html(report, out / "html" / f"latent_{latent}.html")))
+        page = feature_page(report, sae=args.sae, store=str(store.path), site=site)
+        pages.append(str(write_text(page, out / "html" / f"latent_{latent}.html")))
     best = stats.best_latents()
     if args.json:
         print(json.dumps({"out": str(out), "best": best, "html": pages}))
@@ -244,4 +259,13 @@ def cmd_features(args: argparse.Namespace) -> int:
                 f"{row['precision']:.3f} recall {row['recall']:.3f}"
             )
         print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_feature_page(args: argparse.Namespace) -> int:
+    from analyses.sae.feature_page import feature_page_for
+    from workbench.export import write_text
+
+    path = write_text(feature_page_for(args.report, args.latent), args.out)
+    _print({"out": str(path), "latent": args.latent, "bytes": path.stat().st_size}, args.json)
     return 0

@@ -4,11 +4,14 @@ purity against ground-truth labels) and steer the model by forcing a code.
 Saved codebook models are folders with `codebook.json` under the runs directory (written by
 `workbench codebook train --out runs/codebooks/NAME`); the base model comes from the zoo cache.
 Models and code tables are cached with `st.cache_resource` keyed by folder and its mtime. View
-state (model, site, code) lives in the URL.
+state (model, site, code) lives in the URL. Every chart and table has download buttons (HTML;
+CSV, parquet; PNG from the chart's toolbar), and a code can be saved as a static HTML page
+(`analyses.codebook.code_page`, as `workbench codebook code-page`).
 """
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -22,12 +25,13 @@ from analyses.codebook.analysis import (
     purity,
     top_contexts,
 )
+from analyses.codebook.code_page import code_page, code_report, default_label
+from workbench.app_export import download_html, show_figure, show_table
 from workbench.app_state import url_number_input, url_selectbox, url_text_input
 from workbench.errors import WorkbenchError
 from workbench.runsdir import inside_runs, runs_root
 
 st.set_page_config(page_title="Workbench: codebooks", layout="wide")
-LABEL_OF = {"fsm": "state", "grammar-lm": "topic"}
 PAGE = "codebooks"  # namespaces its widgets' session state (shared by every page of the app)
 
 
@@ -70,11 +74,11 @@ if report.get("with_codebooks"):
     metrics = pd.DataFrame({"without codebooks": report["without_codebooks"],
                             "with codebooks": report["with_codebooks"]})  # fmt: skip
     st.subheader("Task metric with and without codebooks (held-out examples)")
-    st.table(metrics.T.round(4))
+    show_table(metrics.T.round(4), "task metric with and without codebooks", static=True)
 
 st.subheader("Code statistics per layer")
 stats = code_statistics(codes, books.n_codes)
-st.table(stats.round(4).set_index("site"))
+show_table(stats.round(4).set_index("site"), "code statistics per layer", static=True)
 
 site = url_selectbox("Site", books.sites, "site", page=PAGE)
 usage = code_usage(codes[site], books.n_codes)
@@ -84,22 +88,31 @@ usage_fig = px.bar(
     top, x="code", y="usage", title=f"Most used codes at {site} (fraction of tokens)"
 )
 usage_fig.update_xaxes(type="category")
-st.plotly_chart(usage_fig, use_container_width=True)
+show_figure(usage_fig, f"most used codes at {site}", width="stretch")
 
-label = LABEL_OF.get(str(report.get("dataset")))
+label = default_label(report.get("dataset"))
+labels, table = None, None
 if label:
-    table = purity(codes[site], labels_for(examples, label, ids.shape[1]), books.n_codes)
+    labels = labels_for(examples, label, ids.shape[1])
+    table = purity(codes[site], labels, books.n_codes)
     st.subheader(f"Purity: best code per {label} (mean precision {table.precision.mean():.3f}, "
                  f"recall {table.recall.mean():.3f})")  # fmt: skip
     fig = px.scatter(table, x="recall", y="precision", hover_data=["label", "code", "support"],
                      title=f"Best code (by F1) for each {label}")  # fmt: skip
-    st.plotly_chart(fig, use_container_width=True)
+    show_figure(fig, f"best code per {label} at {site}", width="stretch")
 
 code = url_number_input("Code", "code", page=PAGE, min_value=0, max_value=books.n_codes - 1,
                         default=lambda wanted: int(order[0]) if wanted is None else 0)  # fmt: skip
 st.subheader(f"Top contexts of code {code} (usage {usage[code]:.4f})")
-st.dataframe(top_contexts(codes[site], ids, code, handle.tokenizer, n=15), use_container_width=True,
-             hide_index=True)  # fmt: skip
+report_of = partial(code_report, codes[site], ids, code, handle.tokenizer, books.n_codes,
+                    labels=labels, label=label, purity_table=table)  # fmt: skip
+download_html(
+    "Code as HTML page",
+    lambda: code_page(report_of(), model=choice, site=site),  # names not reassigned below
+    f"{Path(choice).name} {site} code {code}",
+)
+show_table(top_contexts(codes[site], ids, code, handle.tokenizer, n=15),
+           f"top contexts of code {code} at {site}", width="stretch", hide_index=True)  # fmt: skip
 
 st.subheader("Steer: force the code on during generation")
 prompt = url_text_input(
@@ -113,5 +126,6 @@ if prompt.strip():
     except WorkbenchError as exc:
         st.error(str(exc))
     else:
-        st.table(pd.DataFrame({"prompt": [prompt], "codebooks": gen["codebooks"],
-                               f"code {code} forced": gen["forced"]}))  # fmt: skip
+        steered = pd.DataFrame({"prompt": [prompt], "codebooks": gen["codebooks"],
+                                f"code {code} forced": gen["forced"]})  # fmt: skip
+        show_table(steered, f"generation with code {code} forced", static=True)

@@ -1,7 +1,9 @@
 """SAE feature page: pick a feature report under the runs directory (written by `workbench sae
 features --out RUNS/...`), then a latent: its density, activation histogram, top and
 quantile-sampled contexts with per-token shading, output tokens, and agreement with the
-store's labels. The SAE's training log (if beside it) is drawn as a curve.
+store's labels. The SAE's training log (if beside it) is drawn as a curve. Every chart and table
+has download buttons (HTML; CSV, parquet; PNG from the chart's toolbar), and the latent can be
+saved as a static HTML page (`analyses.sae.feature_page`, as `workbench sae feature-page`).
 
 Thin: reads through `analyses.sae`; heavy work (training, the feature pass) is done by the CLI
 beforehand. View state (report, latent) lives in the URL.
@@ -9,6 +11,7 @@ beforehand. View state (report, latent) lives in the URL.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +20,9 @@ import plotly.express as px
 import streamlit as st
 
 from analyses.sae import load_sae, read_log
+from analyses.sae.feature_page import feature_page
 from analyses.sae.features import latent_report, load_feature_stats, shade, store_unembedding
+from workbench.app_export import download_html, show_figure, show_table
 from workbench.app_state import url_number_input, url_selectbox
 from workbench.runsdir import inside_runs, runs_root
 from workbench.store import ActivationStore
@@ -54,10 +59,11 @@ def unembedding(store_path: str):
 
 
 @st.cache_data(show_spinner="reading the latent...")
-def report_for(sae_path: str, store_path: str, site: str, latent: int) -> dict:
+def report_for(report_dir: str, sae_path: str, store_path: str, site: str, latent: int) -> dict:
     sae, _ = sae_at(sae_path)
     store = ActivationStore(store_path)
-    return latent_report(sae, store, site, latent, w_u=unembedding(store_path))
+    stats, _ = load_feature_stats(report_dir)
+    return latent_report(sae, store, site, latent, stats, w_u=unembedding(store_path))
 
 
 found = reports(str(root))
@@ -97,24 +103,35 @@ with left:
         labels={"x": "log10 density", "y": "latents"},
         title=f"Feature density ({n_dead} dead of {len(stats.density)})",
     )
-    st.plotly_chart(fig)
+    show_figure(fig, "feature density")
 with right:
     if not steps.empty:
         y = [c for c in ("batch_explained_variance", "dead_fraction") if c in steps]
         fig = px.line(steps, x="tokens", y=y, title="Training progress (train_log.jsonl)")
-        st.plotly_chart(fig)
+        show_figure(fig, "training progress")
 
 best = pd.DataFrame(stats.best_latents())
 if not best.empty:
     st.subheader("Best-matching latent per label value (F1)")
-    st.dataframe(best, hide_index=True)
+    show_table(best, "best latent per label", hide_index=True)
 default = int(best["latent"].iloc[0]) if not best.empty else int(np.argmax(stats.density))
 latent = url_number_input(
     "Latent", "latent", page=PAGE, default=default, min_value=0, max_value=len(stats.density) - 1
 )
 
-report = report_for(str(sae_dir), str(store_dir), site, latent)
+report = report_for(str(directory), str(sae_dir), str(store_dir), site, latent)
 st.subheader(f"Latent {latent}")
+download_html(
+    "Feature as HTML page",
+    partial(
+        feature_page,
+        report,
+        sae=str(sae_dir.relative_to(root)),
+        store=str(store_dir.relative_to(root)),
+        site=site,
+    ),
+    f"{sae_dir.name} latent {latent}",
+)
 a, b, c = st.columns(3)
 a.metric("density", f"{report['density']:.3%}")
 b.metric("max activation", f"{report['max_act']:.3f}")
@@ -128,16 +145,11 @@ with left:
         labels={"x": "activation", "y": "rows"},
         title="Activation histogram (active rows)",
     )
-    st.plotly_chart(fig)
+    show_figure(fig, f"latent {latent} activation histogram")
 with right:
     rows = [
-        {
-            "label": f"{name}={int(v)}",
-            "precision": float(ls.precision[latent, i]),
-            "recall": float(ls.recall[latent, i]),
-        }
-        for name, ls in stats.labels.items()
-        for i, v in enumerate(ls.values)
+        {"label": f"{r['label']}={r['value']}", "precision": r["precision"], "recall": r["recall"]}
+        for r in report.get("labels", [])
     ]
     if rows:
         frame = pd.DataFrame(rows).melt(id_vars="label", var_name="metric", value_name="value")
@@ -149,7 +161,7 @@ with right:
             barmode="group",
             title="Agreement with the store's labels",
         )
-        st.plotly_chart(fig)
+        show_figure(fig, f"latent {latent} label agreement")
 
 scale = report["max_act"] or 1.0
 st.subheader("Top activations")
@@ -167,11 +179,10 @@ for low, high, contexts in report["quantile_contexts"]:
 if report.get("output_tokens"):
     st.subheader("Output tokens (W_dec @ W_U)")
     top, bottom = st.columns(2)
-    top.dataframe(
-        pd.DataFrame(report["output_tokens"]["top"], columns=["top token", "logit"]),
-        hide_index=True,
-    )
-    bottom.dataframe(
-        pd.DataFrame(report["output_tokens"]["bottom"], columns=["bottom token", "logit"]),
-        hide_index=True,
-    )
+    for side, column in (("top", top), ("bottom", bottom)):
+        show_table(
+            pd.DataFrame(report["output_tokens"][side], columns=[f"{side} token", "logit"]),
+            f"latent {latent} {side} output tokens",
+            container=column,
+            hide_index=True,
+        )
