@@ -294,62 +294,12 @@ def shade(tokens: list[str], acts: list[float], scale: float, focus: int | None 
 
 
 def export_html(report: dict[str, Any], path: str | Path) -> Path:
-    """Write a self-contained static page for one latent. `report` keys: latent, density,
-    max_act, mean_act, histogram (counts, edges), top_contexts, quantile_contexts
-    ([(low, high, contexts)]), output_tokens (optional), labels (optional list of dicts),
-    title (optional)."""
-    latent = report["latent"]
-    scale = float(report.get("max_act") or 1.0)
-    counts, edges = report["histogram"]
-    peak = max(1, max(counts) if len(counts) else 1)
-    bars = "".join(
-        f'<rect x="{i * 12}" y="{100 - 100 * c / peak:.1f}" width="11" height="{100 * c / peak:.1f}" '
-        f'fill="#e67e22"><title>[{edges[i]:.3g}, {edges[i + 1]:.3g}): {c}</title></rect>'
-        for i, c in enumerate(counts)
-    )
-    body = [
-        f"<h1>{html.escape(report.get('title', f'Latent {latent}'))}</h1>",
-        f"<p>density {report['density']:.4%} &middot; max activation {report['max_act']:.3f} "
-        f"&middot; mean when active {report['mean_act']:.3f}</p>",
-        "<h2>Activation histogram (active rows)</h2>",
-        f'<svg width="{12 * len(counts)}" height="100">{bars}</svg>',
-        "<h2>Top activations</h2>",
-    ]
-    body += [
-        f"<p>{shade(c['tokens'], c['acts'], scale, c['focus'])}</p>" for c in report["top_contexts"]
-    ]
-    for low, high, contexts in report.get("quantile_contexts", []):
-        body.append(f"<h3>Activations {low:.3f} to {high:.3f}</h3>")
-        body += [f"<p>{shade(c['tokens'], c['acts'], scale, c['focus'])}</p>" for c in contexts]
-    if report.get("output_tokens"):
-        for side in ("top", "bottom"):
-            items = ", ".join(
-                f"{html.escape(t)} ({v:+.2f})" for t, v in report["output_tokens"][side]
-            )
-            body.append(f"<p><b>{side} output tokens:</b> {items}</p>")
-    if report.get("labels"):
-        body.append(
-            "<h2>Label agreement</h2><table><tr><th>label</th><th>value</th>"
-            "<th>precision</th><th>recall</th><th>r</th></tr>"
-        )
-        body += [
-            f"<tr><td>{html.escape(str(r['label']))}</td><td>{r['value']}</td>"
-            f"<td>{r['precision']:.3f}</td><td>{r['recall']:.3f}</td>"
-            f"<td>{r['correlation']:.3f}</td></tr>"
-            for r in report["labels"]
-        ]
-        body.append("</table>")
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>Latent {latent}</title><style>body{{font-family:sans-serif;max-width:60em;"
-        "margin:2em auto}} p{line-height:1.9}</style></head><body>"
-        + "\n".join(body)
-        + "</body></html>"
-    )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page)
-    return path
+    """Write a self-contained static page for one latent (`analyses.sae.feature_page`'s layout,
+    the one the app and `workbench sae feature-page` write). `report`: a `latent_report`."""
+    from analyses.sae.feature_page import feature_page  # it imports this module
+    from workbench.export import write_text
+
+    return write_text(feature_page(report, title=report.get("title")), path)
 
 
 def activation_histogram(values: np.ndarray, n_bins: int = 30) -> tuple[list[int], list[float]]:
