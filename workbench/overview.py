@@ -198,8 +198,10 @@ def sae_reports_at(root: Path, store: str, site: str, top: int = 5) -> list[dict
 def codebooks_at(root: Path, store: str, site: str) -> list[dict[str, Any]]:
     """The saved codebook models under `root` (folders with `codebook.json`) with a codebook at
     `site` whose base model is the model of `stores/<store>`: per model its folder (relative to
-    `root`, the Codebooks page's `model` parameter), base, size and a link to the page at the
-    site (which opens on the site's most used code)."""
+    `root`, the Codebooks page's `model` parameter), base, size, a link to the page at the site
+    (which opens on the site's most used code) and `codes`: the site's most used codes from the
+    training report (`top_codes`; empty for codebooks saved before it existed), each with its
+    usage and a link to the page at that code."""
     model = _model_name(root, store)
     found = []
     for config_path in sorted(root.rglob("codebook.json")):
@@ -211,6 +213,15 @@ def codebooks_at(root: Path, store: str, site: str) -> list[dict[str, Any]]:
         if site not in sites or base.partition("@")[0] not in (model, store):
             continue
         folder = str(config_path.parent.relative_to(root))
+        top = (config.get("report") or {}).get("top_codes", {}).get(site, [])
+        codes = [
+            {
+                "code": int(c),
+                "usage": float(u),
+                "url": _link("Codebooks", model=folder, site=site, code=int(c)),
+            }
+            for c, u in top
+        ]
         found.append(
             {
                 "model": folder,
@@ -218,6 +229,7 @@ def codebooks_at(root: Path, store: str, site: str) -> list[dict[str, Any]]:
                 "n_codes": config.get("n_codes"),
                 "k": config.get("k"),
                 "url": _link("Codebooks", model=folder, site=site),
+                "codes": codes,
             }
         )
     return found

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import torch
 
 from analyses.codebook.model import Codebooks, load_base_model
@@ -201,6 +202,20 @@ def finetune(
     return curve
 
 
+def top_codes(handle, books, ids, mask, n: int = 8) -> dict[str, list[list[float]]]:
+    """site -> its `n` most used codes on (ids, mask) as [code, usage] (usage: fraction of real
+    tokens on which the code fires), most used first; saved in the report so that pages can
+    link to a code without running the model."""
+    from analyses.codebook.analysis import code_usage, collect_codes
+
+    out = {}
+    for site, codes in collect_codes(handle, books, ids, mask).items():
+        usage = code_usage(codes, books.n_codes)
+        order = np.argsort(-usage, kind="stable")[:n]
+        out[site] = [[int(c), round(float(usage[c]), 6)] for c in order if usage[c] > 0]
+    return out
+
+
 def train_codebook_model(
     base: str = "fsm-lm",
     sites: str = "blocks.*.hook_resid_post",
@@ -247,6 +262,7 @@ def train_codebook_model(
         "without_codebooks": before,
         "with_codebooks": task_metrics(handle, e_ids, e_mask, books, fsm_examples=fsm_ex),
         "model_after_finetune": task_metrics(handle, e_ids, e_mask, fsm_examples=fsm_ex),
+        "top_codes": top_codes(handle, books, e_ids, e_mask),
     }
     if out is not None:
         books.save(out, handle.model if cfg.trainable == "all" else None)

@@ -70,7 +70,9 @@ def make_drill(root: Path) -> None:
         meta = {"sae": str(root / folder), "store": store, "site": site}
         save_feature_stats(stats, root / folder, meta)
     for name, base in (("codebooks/toy-cb", "toy@100"), ("codebooks/other-cb", "other@100")):
-        Codebooks({SITES[1]: 4, SITES[2]: 4}, n_codes=16, k=1, base=base).save(root / name)
+        books = Codebooks({SITES[1]: 4, SITES[2]: 4}, n_codes=16, k=1, base=base)
+        books.report = {"top_codes": {SITES[1]: [[7, 0.5], [2, 0.25]]}}  # as training saves it
+        books.save(root / name)
 
 
 def test_layer_panel_links_features_and_codebooks(tmp_path):
@@ -95,9 +97,12 @@ def test_layer_panel_links_features_and_codebooks(tmp_path):
     (book,) = panel["codebooks"]
     assert book["model"] == "codebooks/toy-cb" and book["n_codes"] == 16
     assert book["url"] == f"Codebooks?model=codebooks/toy-cb&site={SITES[1]}"
+    assert [(c["code"], c["usage"]) for c in book["codes"]] == [(7, 0.5), (2, 0.25)]
+    assert book["codes"][0]["url"] == f"Codebooks?model=codebooks/toy-cb&site={SITES[1]}&code=7"
     last = layer_panel(tmp_path, "toy", SITES[2], SITES)
     assert last["links"][-1]["url"].endswith(f"cell={SITES[2]},{SITES[1]}")  # the previous site
     assert last["sae"] == [] and [b["model"] for b in last["codebooks"]] == ["codebooks/toy-cb"]
+    assert last["codebooks"][0]["codes"] == []  # no usage saved for that site
     assert layer_panel(tmp_path, "toy", SITES[0], SITES)["codebooks"] == []
 
 

@@ -3,15 +3,23 @@ match hidden states (purity), and forcing a state's code steers next-token predi
 
 from __future__ import annotations
 
+import json
 import time
 
+import numpy as np
 import pytest
 import torch
 
-from analyses.codebook.analysis import code_statistics, collect_codes, fsm_state_labels, purity
+from analyses.codebook.analysis import (
+    code_statistics,
+    code_usage,
+    collect_codes,
+    fsm_state_labels,
+    purity,
+)
 from analyses.codebook.steer import fsm_state_forcing
 from analyses.codebook.train import TrainConfig, encode_examples, train_codebook_model
-from workbench.data import fsm
+from workbench.data import fsm, load_dataset
 
 SITE = "blocks.1.hook_resid_post"
 #: reached in this run's configuration (1000 codes, k=1, 300 steps): mean precision of the best
@@ -40,6 +48,14 @@ def _run(tmp_path, started: float) -> None:
     # modest degradation: above the trigram baseline (0.755), below the model without codebooks
     assert report["without_codebooks"]["valid_accuracy"] > 0.9
     assert 0.755 < report["with_codebooks"]["valid_accuracy"] <= 1.0
+    # the report's most used codes are those of the held-out examples, saved with the codebook
+    eval_ids, eval_mask = encode_examples(handle, load_dataset("fsm", 100, seed=1))
+    usage = code_usage(collect_codes(handle, books, eval_ids, eval_mask)[SITE], books.n_codes)
+    top = report["top_codes"][SITE]
+    assert len(top) == 8 and [c for c, _ in top] == list(np.argsort(-usage, kind="stable")[:8])
+    assert [u for _, u in top] == pytest.approx(usage[[c for c, _ in top]], abs=1e-6)
+    saved = json.loads((tmp_path / "cb" / "codebook.json").read_text())
+    assert saved["report"]["top_codes"][SITE] == top
 
     ref = fsm.generate(500, 2)  # codes -> states on walks of a third seed
     ids, mask = encode_examples(handle, ref)
