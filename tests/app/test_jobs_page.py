@@ -1,0 +1,147 @@
+"""The Jobs page (AppTest): a capture started from its form becomes a real job that the list
+shows and selects in the URL; a fresh session (a reload) finds it again, running or done, with
+the link to its store; bad fields show the error and start nothing; the cancel button stops a
+job. In headless Chromium, the list follows a running job to its end without a reload, and its
+link opens the store on the Explore page. Jobs run on the quick toy-lm."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+from app_browser import browser_page, needs_chromium, serve
+from streamlit.testing.v1 import AppTest
+
+from workbench import jobs
+from workbench.zoo import ZOO_ENV
+
+PAGE = str(Path(__file__).resolve().parents[2] / "app" / "pages" / "13_Jobs.py")
+WAIT_S = 240.0
+SITE = "blocks.0.hook_resid_post"
+
+
+@pytest.fixture
+def runs(runs_dir, quick_zoo, monkeypatch):
+    """The app's runs directory, with the quick zoo for the jobs; active jobs stopped after."""
+    monkeypatch.setenv(ZOO_ENV, str(quick_zoo))
+    yield runs_dir
+    for job in jobs.list_jobs(runs_dir):
+        if job.active:
+            jobs.cancel_job(job.id, runs_dir)
+            jobs.wait_job(job.id, runs_dir, timeout_s=60)
+
+
+def page(query: dict[str, str] | None = None) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.query_params.update(query or {})
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def fill_capture(at: AppTest, sites: str, n_examples: int) -> AppTest:
+    at.selectbox(key="jobs-capture-model").set_value("toy-lm").run()
+    at.text_input(key="jobs-capture-sites-toy-lm").set_value(sites)
+    at.number_input(key="jobs-capture-n").set_value(n_examples)
+    at.number_input(key="jobs-capture-batch").set_value(4)
+    next(b for b in at.button if b.label == "Start capture").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def text_of(at: AppTest) -> str:
+    return "\n".join(m.value for m in [*at.markdown, *at.caption, *at.code])
+
+
+@pytest.mark.slow
+def test_start_from_the_form_then_reload(runs):
+    at = page()
+    assert "No jobs yet" in at.info[-1].value
+    fill_capture(at, "blocks.0.hook_resid_post", 8)
+    (job,) = jobs.list_jobs(runs)
+    assert job.kind == "capture" and job.out == "stores/toy-lm-grammar-lm"
+    assert job.id in at.success[0].value
+    assert at.query_params["job"] == job.id
+    assert at.dataframe[0].value["job"].tolist() == [job.id]
+    assert at.selectbox(key="url-jobs-job").value == job.id
+
+    reloaded = page({"job": job.id})  # a fresh session: the job is found from its files
+    assert reloaded.selectbox(key="url-jobs-job").value == job.id
+    assert f"**{job.title}**" in text_of(reloaded)
+
+    job = jobs.wait_job(job.id, runs, timeout_s=WAIT_S)
+    assert job.state == "done", jobs.log_tail(job)
+    done = page({"job": job.id})
+    assert done.dataframe[0].value["status"].tolist() == ["done"]
+    assert done.dataframe[0].value["progress"].tolist() == [1.0]
+    shown = text_of(done)
+    assert "Explore?store=stores%2Ftoy-lm-grammar-lm" in shown  # where its store shows up
+    assert "stored" in shown and "from 8 examples" in shown  # the log's tail
+    assert not [b for b in done.button if b.label == "Cancel"]
+
+
+def test_bad_fields_show_the_error_and_start_nothing(runs):
+    at = fill_capture(page(), "blocks.0; rm -rf ~", 8)
+    assert "sites 'blocks.0; rm -rf ~'" in at.error[0].value
+    assert jobs.list_jobs(runs) == []
+
+
+@pytest.mark.slow
+def test_the_cancel_button_stops_a_job(runs):
+    at = fill_capture(page(), "blocks.*.hook_resid_post", 20_000)
+    (job,) = jobs.list_jobs(runs)
+    next(b for b in at.button if b.label == "Cancel").click().run()
+    assert not at.exception, at.exception
+    job = jobs.wait_job(job.id, runs, timeout_s=60)
+    assert job.state == "cancelled"
+    assert page({"job": job.id}).dataframe[0].value["status"].tolist() == ["cancelled"]
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@needs_chromium
+def test_the_list_follows_jobs_without_a_reload(runs, tmp_path):
+    """A finished capture's link opens its store on the Explore page; a running one's progress
+    moves and its cancel takes effect, all in one page load (the fragment's own refreshes)."""
+    short = jobs.start_capture(
+        model="toy-lm", dataset="grammar-lm", sites=SITE, n_examples=8, out="stores/short"
+    )
+    assert jobs.wait_job(short.id, runs, timeout_s=WAIT_S).state == "done"
+    with serve(runs, tmp_path / "server.log") as (url, _port, _pid), browser_page() as tab:
+        tab.goto(f"{url}/Jobs?job={short.id}")
+        main = tab.locator('[data-testid="stMain"]')
+        main.get_by_role("link", name="Open in Explore").click()
+        tab.wait_for_url("**/Explore?store=stores%2Fshort**", timeout=30_000)
+        tab.get_by_text("stores/short").first.wait_for(timeout=60_000)
+
+        long = jobs.start_capture(
+            model="toy-lm",
+            dataset="grammar-lm",
+            sites=SITE,
+            n_examples=20_000,
+            batch_size=1,
+            out="stores/long",
+        )
+        deadline = time.monotonic() + WAIT_S
+        while not jobs.read_job(long.id, runs).progress:  # capturing, not starting
+            assert time.monotonic() < deadline, jobs.log_tail(jobs.read_job(long.id, runs))
+            time.sleep(0.3)
+        tab.goto(f"{url}/Jobs?job={long.id}")
+        main = tab.locator('[data-testid="stMain"]')
+        main.get_by_text(f"{long.title}: running").wait_for(timeout=60_000)
+        tab.evaluate("() => { window.notReloaded = true; }")
+        bar = main.get_by_text(re.compile(r"^\d+/20000 examples$"))
+        first = bar.inner_text(timeout=30_000)
+        tab.wait_for_function(  # the fragment redraws the progress as the capture goes on
+            "([first]) => [...document.querySelectorAll('[data-testid=stMain] p')]"
+            ".some(p => /^\\d+\\/20000 examples$/.test(p.innerText) && p.innerText !== first)",
+            arg=[first],
+            timeout=60_000,
+        )
+        main.get_by_role("button", name="Cancel").click()
+        main.get_by_text(f"{long.title}: cancelled").wait_for(timeout=60_000)
+        assert tab.evaluate("() => window.notReloaded === true")
+        assert tab.locator('[data-testid="stException"]').count() == 0
+    assert jobs.read_job(long.id, runs).state == "cancelled"

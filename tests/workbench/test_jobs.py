@@ -1,0 +1,406 @@
+"""Jobs (`workbench.jobs`): real detached processes running the workbench's own commands on the
+quick toy-lm, their state, progress and exit read back from their folders; validation of every
+field; the progress parsers against the commands' real output formats."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+import yaml
+from tqdm import tqdm
+
+from workbench import jobs
+from workbench.errors import InputError
+from workbench.runsdir import RUNS_ENV
+from workbench.store import ActivationStore, StoreWriter
+from workbench.zoo import ZOO_ENV
+
+SITE = "blocks.1.hook_resid_post"
+WAIT_S = 240.0  # the machine may be busy: a job's python starts in seconds, not milliseconds
+
+
+def stop_all(root: Path) -> None:
+    """Cancel the jobs still active under `root` and wait for them (no stray processes)."""
+    for job in jobs.list_jobs(root):
+        if job.active:
+            jobs.cancel_job(job.id, root)
+            jobs.wait_job(job.id, root, timeout_s=60)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, quick_zoo):
+    """A runs directory (and the quick zoo) that the module's jobs inherit through the env."""
+    root = tmp_path_factory.mktemp("runs")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(RUNS_ENV, str(root))
+        patch.setenv(ZOO_ENV, str(quick_zoo))
+        yield root
+        stop_all(root)
+
+
+@pytest.fixture(scope="module")
+def captured(runs) -> str:
+    """The id of a capture job started by another process (an app server) that is killed at
+    once: 16 examples of grammar-lm through toy-lm into stores/toy."""
+    start = (
+        "import sys, time\n"
+        "from workbench.jobs import start_capture\n"
+        "job = start_capture(model='toy-lm', dataset='grammar-lm', n_examples=16, batch_size=4,"
+        " sites='blocks.*.hook_resid_post', out='stores/toy')\n"
+        "print(job.id, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-c", start], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    assert server.stdout is not None
+    job_id = server.stdout.readline().strip()
+    os.killpg(server.pid, signal.SIGKILL)  # the server and its whole process group die
+    server.wait()
+    assert job_id, "the server process did not start a job"
+    return job_id
+
+
+@pytest.mark.slow
+def test_a_job_outlives_the_server_that_started_it(runs, captured):
+    job = jobs.read_job(captured, runs)  # found from the files alone, in a fresh process
+    assert job.kind == "capture" and job.state in ("running", "done")
+    assert captured in [j.id for j in jobs.list_jobs(runs)]
+    job = jobs.wait_job(captured, runs, timeout_s=WAIT_S)
+    assert job.state == "done" and job.exit_code == 0, jobs.log_tail(job)
+    assert job.progress == 1.0 and job.progress_text == "16/16 examples"
+    assert job.finished is not None and 0 < job.elapsed_s() < WAIT_S
+    store = ActivationStore(runs / "stores" / "toy")  # complete, or this raises
+    assert store.n_examples == 16 and SITE in store.sites
+    record = json.loads((job.folder / "job.json").read_text())
+    (argv,) = record["commands"]
+    assert argv[1:4] == ["-m", "workbench", "capture"] and "--n-examples=16" in argv
+    assert record["out"] == "stores/toy" and isinstance(record["pid"], int)
+    ended = json.loads((job.folder / "exit.json").read_text())
+    assert ended["exit_code"] == 0 and ended["cancelled"] is False
+    assert "stored" in jobs.log_tail(job) and "from 16 examples" in jobs.log_tail(job)
+
+
+@pytest.mark.slow
+def test_sae_job_trains_then_writes_features(runs, captured):
+    jobs.wait_job(captured, runs, timeout_s=WAIT_S)
+    job = jobs.start_sae(
+        store="stores/toy", site=SITE, out="sae/toy", steps=40, batch_size=64, k=4, d_sae=64
+    )
+    assert job.kind == "sae" and len(job.commands) == 2
+    job = jobs.wait_job(job.id, runs, timeout_s=WAIT_S)
+    assert job.state == "done", jobs.log_tail(job)
+    assert job.progress == 1.0 and job.progress_text == "step 40/40"
+    assert (runs / "sae" / "toy" / "sae.safetensors").is_file()
+    assert (runs / "sae" / "toy" / "features" / "features.json").is_file()
+    with pytest.raises(InputError, match="already holds a trained SAE"):
+        jobs.start_sae(store="stores/toy", site=SITE, out="sae/toy")
+
+
+@pytest.mark.slow
+def test_batch_job_from_pasted_yaml(runs):
+    spec = {
+        "name": "toy-job",
+        "device": "cpu",
+        "models": [{"model": "toy-lm", "steps": [0, "last"]}],
+        "datasets": [{"dataset": "grammar-lm", "n_examples": 12, "max_length": 16}],
+        "sites": ["blocks.0.hook_resid_post", SITE],
+        "analyses": [{"analysis": "anisotropy", "params": {"n_pairs": 200}}],
+    }
+    job = jobs.start_batch(spec_text=yaml.safe_dump(spec))
+    assert (job.folder / "spec.yaml").read_text() == yaml.safe_dump(spec)
+    assert job.out == "batch/toy-job"
+    job = jobs.wait_job(job.id, runs, timeout_s=WAIT_S)
+    assert job.state == "done", jobs.log_tail(job)
+    assert job.progress == 1.0 and job.progress_text == "4/4 cells, 2/2 captures"
+    assert (runs / "batch" / "toy-job" / "results.parquet").is_file()
+
+
+@pytest.mark.slow
+def test_a_failing_job_reads_failed_with_its_log(runs):
+    job = jobs.start_capture(
+        model="toy-lm", dataset="grammar-lm", sites="blocks.*.hook_nowhere", out="stores/bad"
+    )
+    job = jobs.wait_job(job.id, runs, timeout_s=WAIT_S)
+    assert job.state == "failed" and job.label == "failed" and not job.lost
+    assert job.exit_code == 2  # the CLI's exit code for a WorkbenchError
+    tail = jobs.log_tail(job)
+    assert "workbench capture: error:" in tail and "hook_nowhere" in tail
+
+
+@pytest.mark.slow
+def test_cancel_a_long_running_job(runs):
+    job = jobs.start_capture(
+        model="toy-lm",
+        dataset="grammar-lm",
+        sites="blocks.*.hook_resid_post",
+        n_examples=20_000,
+        batch_size=1,
+        out="stores/long",
+    )
+    deadline = time.monotonic() + WAIT_S
+    while not job.progress:  # cancel it once it is capturing, not while it starts
+        assert job.state == "running" and time.monotonic() < deadline, jobs.log_tail(job)
+        time.sleep(0.3)
+        job = jobs.read_job(job.id, runs)
+    with pytest.raises(InputError, match="writing to 'stores/long'"):
+        jobs.start_capture(
+            model="toy-lm", dataset="grammar-lm", sites=SITE, out="stores/long/inner"
+        )
+    job = jobs.cancel_job(job.id, runs)
+    assert job.cancel_requested
+    job = jobs.wait_job(job.id, runs, timeout_s=60)
+    assert job.state == "cancelled" and job.exit_code != 0
+    assert json.loads((job.folder / "exit.json").read_text())["cancelled"] is True
+    assert gone(job.pid, runs)
+    assert 0 < job.progress < 1  # type: ignore[operator]
+    manifest = json.loads((runs / "stores" / "long" / "manifest.json").read_text())
+    assert manifest["complete"] is False  # an interrupted store never reads as complete
+    with pytest.raises(InputError, match="only a queued or running job"):
+        jobs.cancel_job(job.id, runs)
+
+
+def gone(pid: int | None, root: Path, timeout_s: float = 10.0) -> bool:
+    """Whether process `pid` has ended (a zombie counts as ended) within `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        jobs.list_jobs(root)  # reaps the runners this process started
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+# -- state from the files, without real jobs -------------------------------------------------
+
+
+def fake_job(root: Path, job_id: str, pid: int | None, **files: dict) -> Path:
+    folder = root / "jobs" / job_id
+    folder.mkdir(parents=True)
+    record = {
+        "id": job_id,
+        "kind": "capture",
+        "title": "fake",
+        "commands": [["true"]],
+        "cwd": str(folder),
+        "out": "stores/x",
+        "fields": {},
+        "created": time.time() - 5,
+        "pid": pid,
+        "pid_created": None,
+    }
+    (folder / "job.json").write_text(json.dumps(record))
+    for name, payload in files.items():
+        (folder / f"{name}.json").write_text(json.dumps(payload))
+    return folder
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def test_state_from_the_files(tmp_path):
+    ids = [f"20250101-00000{i}-capture-000{i}" for i in range(7)]
+    fake_job(tmp_path, ids[0], dead_pid())  # no exit record, runner gone
+    fake_job(tmp_path, ids[1], dead_pid(), cancel={"requested": 1.0})
+    fake_job(tmp_path, ids[2], None)
+    fake_job(tmp_path, ids[3], dead_pid(), exit={"exit_code": 0, "finished": time.time()})
+    fake_job(tmp_path, ids[4], dead_pid(), exit={"exit_code": 1, "finished": time.time()})
+    fake_job(tmp_path, ids[5], 1, exit={"exit_code": -15, "finished": 1.0, "cancelled": True})
+    reused = fake_job(tmp_path, ids[6], os.getpid())  # a live pid, but not the job's runner
+    record = json.loads((reused / "job.json").read_text())
+    (reused / "job.json").write_text(json.dumps({**record, "pid_created": 12345.0}))
+    (tmp_path / "jobs" / "not-a-job").mkdir()
+    listed = {job.id: job for job in jobs.list_jobs(tmp_path)}
+    assert list(listed) == ids[::-1]  # newest first
+    labels = [listed[i].label for i in ids]
+    assert labels == [
+        "failed (lost)",
+        "cancelled",
+        "queued",
+        "done",
+        "failed",
+        "cancelled",
+        "failed (lost)",
+    ]
+    assert listed[ids[0]].lost and listed[ids[0]].exit_code is None
+    assert listed[ids[2]].active and listed[ids[2]].progress is None
+
+
+def test_read_job_refuses_unknown_and_malformed_ids(tmp_path):
+    for bad in ["../../etc", "20250101-000000-capture-0000", ""]:
+        with pytest.raises(InputError, match="no job"):
+            jobs.read_job(bad, tmp_path)
+
+
+# -- validation: nothing starts, the error names the value -----------------------------------
+
+
+@pytest.fixture
+def empty_runs(tmp_path, monkeypatch):
+    """A runs directory in which no job may be started."""
+    root = tmp_path / "runs"
+    root.mkdir()
+    monkeypatch.setenv(RUNS_ENV, str(root))
+    yield root
+    assert not (root / "jobs").exists() or not any((root / "jobs").iterdir())
+
+
+CAPTURE = {"model": "toy-lm", "dataset": "grammar-lm", "sites": SITE, "out": "stores/x"}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("model", "toy-llm", "model 'toy-llm' is not a zoo model.*closest: toy-lm"),
+        ("model", "minilm@3", "model 'minilm@3'"),
+        ("model", "toy-lm@soon", "model 'toy-lm@soon'"),
+        ("model", "/etc", "model '/etc'"),
+        ("dataset", "grammar", "dataset 'grammar' is not one of.*grammar-lm"),
+        ("sites", "blocks.0; rm -rf ~", "sites 'blocks.0; rm -rf ~'"),
+        ("sites", " , ", "sites ' , '"),
+        ("sites", "--help", "sites '--help'"),
+        ("n_examples", 0, r"n_examples must be an integer in 1\.\.10000000, got 0"),
+        ("batch_size", "8", r"batch_size must be an integer in 1\.\.4096, got '8'"),
+        ("positions", "1:x", "bad positions '1:x'"),
+        ("store_dtype", "int8", "store_dtype 'int8'.*float16"),
+        ("device", "tpu", "device 'tpu'.*cuda"),
+        ("out", "../elsewhere", "out '../elsewhere' must be a folder inside the runs directory"),
+        ("out", "/tmp/abs", "out '/tmp/abs' must be a folder inside"),
+        ("out", "", "out '' must be a folder inside"),
+        ("out", ".", "out '.' must be a folder inside"),
+        ("out", "jobs/x", "out 'jobs/x' lies in jobs/"),
+    ],
+)
+def test_capture_fields_are_validated(empty_runs, field, value, message):
+    with pytest.raises(InputError, match=message):
+        jobs.start_capture(**{**CAPTURE, field: value})
+
+
+def test_sae_fields_are_validated(empty_runs):
+    with pytest.raises(InputError, match="store 'stores/none' is not one of .*there are none"):
+        jobs.start_sae(store="stores/none", site=SITE, out="sae/x")
+    spec = {"model": "m", "dataset": "d", "sites": [SITE], "dtype": "float32"}
+    writer = StoreWriter(empty_runs / "stores" / "s", spec)
+    writer.append(
+        {SITE: np.zeros((4, 3), dtype=np.float32)},
+        token_ids=np.arange(4),
+        example_index=np.array([0, 0, 1, 1]),
+        position=np.array([0, 1, 0, 1]),
+        example_stop=2,
+    )
+    writer.finalize()
+    good = {"store": "stores/s", "site": SITE, "out": "sae/x"}
+    for field, value, message in [
+        ("site", "blocks.9.hook_resid_post", "site 'blocks.9.hook_resid_post'.*" + SITE),
+        ("arch", "gated", "arch 'gated'.*topk"),
+        ("steps", -1, "steps must be an integer"),
+        ("k", 1.5, "k must be an integer"),
+        ("lr", 0.0, r"lr must be a number in \(0, 1\], got 0.0"),
+        ("out", "stores/s/sae", "lies inside the store 'stores/s'"),
+        ("out", "../../x", "must be a folder inside the runs directory"),
+    ]:
+        with pytest.raises(InputError, match=message):
+            jobs.start_sae(**{**good, field: value})
+
+
+def test_batch_specs_are_validated(empty_runs):
+    outside = empty_runs.parent / "outside.yaml"
+    outside.write_text("name: x\n")
+    with pytest.raises(InputError, match="'../outside.yaml' must be a .yaml file inside"):
+        jobs.start_batch(spec="../outside.yaml")
+    with pytest.raises(InputError, match="missing.yaml' is not a file"):
+        jobs.start_batch(spec="missing.yaml")
+    with pytest.raises(InputError, match="not both"):
+        jobs.start_batch()
+    with pytest.raises(InputError, match="pasted spec:.*missing 'analyses'"):
+        jobs.start_batch(spec_text="models: [toy-lm]\ndatasets: [text]\nsites: [x]\n")
+    spec = {
+        "models": ["toy-lm"],
+        "datasets": ["text"],
+        "sites": [SITE],
+        "analyses": ["anisotropy"],
+        "stores": "/tmp/elsewhere",
+    }
+    with pytest.raises(InputError, match="stores '/tmp/elsewhere' lie outside"):
+        jobs.start_batch(spec_text=yaml.safe_dump(spec))
+    (empty_runs / "specs").mkdir()
+    (empty_runs / "specs" / "s.yaml").write_text(yaml.safe_dump({**spec, "stores": None}))
+    assert jobs.batch_specs(empty_runs) == ["specs/s.yaml"]
+    with pytest.raises(InputError, match="out '../x' must be a folder inside"):
+        jobs.start_batch(spec="specs/s.yaml", out="../x")
+    with pytest.raises(InputError, match=r"workers must be an integer in 1\.\."):
+        jobs.start_batch(spec="specs/s.yaml", workers=0)
+
+
+# -- progress from the commands' real output formats -----------------------------------------
+
+
+def tqdm_text(desc: str, total: int, done: int, unit: str) -> str:
+    """What tqdm writes to a log file (not a terminal), as `workbench.pipeline` sets it up."""
+    out = io.StringIO()
+    bar = tqdm(total=total, unit=unit, desc=desc, file=out, mininterval=0)
+    for _ in range(done):
+        bar.update(1)
+    return out.getvalue()
+
+
+def test_capture_progress_reads_the_last_capture_bar():
+    assert jobs.capture_progress("no bar yet\n") is None
+    log = tqdm_text("Loading weights", 52, 52, "it") + "\n" + tqdm_text("capture", 40, 30, "ex")
+    assert jobs.capture_progress(log) == (0.75, "30/40 examples")
+    log += "\n" + tqdm_text("Loading weights", 10, 1, "it")  # another bar after it: ignored
+    assert jobs.capture_progress(log) == (0.75, "30/40 examples")
+
+
+def test_batch_progress_counts_captures_and_cells():
+    head = "batch toy: 2 captures, 4 cells -> /r/batch/toy\n0 of 4 cells already done\n"
+    assert jobs.batch_progress("Loading weights\n") is None
+    assert jobs.batch_progress(head) == (0.0, "0/4 cells")
+    log = head + "[capture 1/2] toy-lm@0 text: captured (1.0 s)\n"
+    assert jobs.batch_progress(log) == (1 / 6, "0/4 cells, 1/2 captures")
+    log += "[capture 2/2] toy-lm@30 text: FAILED InputError: x (0.5 s)\n"
+    log += "[cell] anisotropy toy-lm@30 text blocks.0.x: FAILED (its capture failed)\n"
+    log += "[cell 1/3] anisotropy toy-lm@0 text blocks.0.x: done (0.03 s)\n"
+    assert jobs.batch_progress(log) == (4 / 6, "2/4 cells, 2/2 captures")
+    resumed = (
+        "batch toy: 2 captures, 4 cells -> /r\n3 of 4 cells already done\n[cell 1/1] a: done\n"
+    )
+    assert jobs.batch_progress(resumed) == (1.0, "4/4 cells")
+    ended = head + "done 0, failed 4, pending 0 of 4 cells in 1.6 s; results: x\n"
+    assert jobs.batch_progress(ended)[0] == 1.0  # type: ignore[index]
+
+
+def test_sae_progress_reads_the_training_log(tmp_path):
+    path = tmp_path / "train_log.jsonl"
+    assert jobs.sae_progress(path) is None
+    lines = [{"event": "start", "step": 0, "total_steps": 200, "sae": {"d_in": 8}}]
+    lines += [{"event": "step", "step": s, "loss": 1.0} for s in (10, 20, 30)]
+    path.write_text("\n".join(json.dumps(x) for x in lines) + '\n{"event": "step", "st')
+    assert jobs.sae_progress(path) == (0.15, "step 30/200")
+
+
+def test_log_tail_shows_what_a_terminal_shows(tmp_path):
+    folder = fake_job(tmp_path, "20250101-000000-capture-0000", None)
+    bar = tqdm_text("capture", 4, 4, "ex")
+    (folder / "log.txt").write_text("$ workbench capture\n" + bar + "\nstored 4 rows\n\n")
+    job = jobs.read_job("20250101-000000-capture-0000", tmp_path)
+    lines = jobs.log_tail(job).split("\n")
+    assert lines[0] == "$ workbench capture" and lines[-1] == "stored 4 rows"
+    assert lines[1].startswith("capture: 100%") and "\r" not in lines[1] and len(lines) == 3
+    assert jobs.log_tail(job, max_lines=1) == "stored 4 rows"
