@@ -193,6 +193,12 @@ def require_chromium() -> None:
         pytest.skip("no chromium on PATH (set CI to make this an error)", allow_module_level=True)
 
 
+def shots_dir(tmp_path: Path) -> Path:
+    """Where the browser tests leave their page screenshots: $WORKBENCH_SCREENSHOTS (`make test`
+    sets build/screenshots), else the test's tmp dir."""
+    return Path(os.environ.get("WORKBENCH_SCREENSHOTS", tmp_path))
+
+
 @contextlib.contextmanager
 def rendered_page(
     runs: Path, path: str, n_charts: int, shot_name: str, tmp_path: Path, timeout_ms: int = 120_000
@@ -201,7 +207,7 @@ def rendered_page(
     check that no Streamlit exception shows, and yield (page, the main area's text) for the test's
     own checks; afterwards take a full-page screenshot `shot_name` (into $WORKBENCH_SCREENSHOTS
     or `tmp_path`) and check it is not blank."""
-    shots = Path(os.environ.get("WORKBENCH_SCREENSHOTS", tmp_path))
+    shots = shots_dir(tmp_path)
     with serve(runs, tmp_path / "server.log") as (url, _port, _pid), browser_page() as page:
         page.goto(f"{url}/{path}")
         page.wait_for_function(

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from app_browser import browser_page, needs_chromium, serve
+from app_browser import browser_page, full_page_screenshot, needs_chromium, serve, shots_dir
 from streamlit.testing.v1 import AppTest
 
 from workbench import jobs
@@ -142,6 +142,7 @@ def test_the_list_follows_jobs_without_a_reload(runs, tmp_path):
         )
         main.get_by_role("button", name="Cancel").click()
         main.get_by_text(f"{long.title}: cancelled").wait_for(timeout=60_000)
+        full_page_screenshot(tab, shots_dir(tmp_path) / "page-jobs.png")
         assert tab.evaluate("() => window.notReloaded === true")
         assert tab.locator('[data-testid="stException"]').count() == 0
     assert jobs.read_job(long.id, runs).state == "cancelled"

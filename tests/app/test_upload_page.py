@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from app_browser import browser_page, needs_chromium, serve
+from app_browser import browser_page, full_page_screenshot, needs_chromium, serve, shots_dir
 from streamlit.testing.v1 import AppTest
 
 from analyses.sae import create_sae, load_sae, save_sae
@@ -190,6 +190,7 @@ def test_upload_in_the_browser_then_open_it_in_explore(tmp_path, monkeypatch):
         assert page.locator('[data-testid="stException"]').count() == 0
         link = page.get_by_test_id("stMainBlockContainer").get_by_role("link", name="Explore")
         assert link.get_attribute("href") == "Explore?store=stores/uploads/web"
+        full_page_screenshot(page, shots_dir(tmp_path) / "page-upload.png")
         page.goto(f"{url}/Explore?store=stores/uploads/web")  # the link opens a new tab
         page.wait_for_function(
             "document.querySelectorAll('.js-plotly-plot .main-svg').length >= 1", timeout=120_000
