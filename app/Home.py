@@ -11,6 +11,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from workbench.app_export import show_figure, show_table
 from workbench.app_state import url_selectbox
 from workbench.errors import StoreError
 from workbench.results import list_results
@@ -60,8 +61,9 @@ st.caption(f"Runs directory: `{root}`")
 zoo_rows = pd.DataFrame(list_zoo())
 if not zoo_rows.empty:
     st.subheader("Model zoo")
-    st.dataframe(
+    show_table(
         zoo_rows[["name", "dataset", "kind", "built", "metric", "value", "threshold", "passed"]],
+        "model zoo",
         hide_index=True,
     )
 results = list_results(root)
@@ -115,7 +117,7 @@ cols[3].metric("rows (tokens)", f"{manifest.get('n_rows', 0):,}")
 cols[4].metric("sites", len(table))
 
 st.subheader("Per-site statistics")
-st.dataframe(table.drop(columns=["layer"]), hide_index=True)
+show_table(table.drop(columns=["layer"]), f"{choice} per-site statistics", hide_index=True)
 
 ordered = table.assign(order=table["layer"].fillna(-1)).sort_values("order", kind="stable")
 long = ordered.melt(
@@ -134,13 +136,14 @@ fig = px.line(
 positive = long["value"][long["value"] > 0]
 decades = np.log10(positive.max() / positive.min()) if len(positive) else 0.0
 fig.update_yaxes(dtick="D2" if decades <= 3 else 1, tickformat="~g")
-st.plotly_chart(fig)
+show_figure(fig, f"{choice} scale through depth")
 
 site_names = list(table["site"])
 site = url_selectbox("Site", site_names, "site", page=PAGE, default=site_names[-1])
 dims = pd.DataFrame({"dim": np.arange(len(max_abs[site])), "max |a|": max_abs[site]})
-st.plotly_chart(
+show_figure(
     px.bar(dims, x="dim", y="max |a|", title=f"{site}: largest |activation| per dimension"),
+    f"{choice} {site} max activation per dim",
 )
 
 with st.expander("Manifest (spec and provenance)"):

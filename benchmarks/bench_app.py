@@ -44,13 +44,18 @@ PAGES = [
     ("Codebooks", "Codebooks"),
     ("Batch", "Batch"),
     ("Explore", "Explore"),
+    ("Jobs", "Jobs"),
+    ("Upload", "Upload"),
 ]
+#: pages with no chart to wait for: loaded when this element is drawn (and the script stopped)
+NO_CHART = {"Jobs": '[data-testid="stTabs"]', "Upload": '[data-testid="stFileUploader"]'}
 #: the pages each concurrent session visits, in order
 LOAD_PAGES = ["Overview", "Geometry", "Similarity", "Batch"]
 
-READY_JS = """() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 1
+READY_JS = """(drawn) => document.querySelectorAll(drawn).length >= 1
     && !(document.querySelector('[data-testid="stStatusWidget"]')?.innerText || '')
         .match(/Stop|Running/)"""
+CHART = ".js-plotly-plot .main-svg"
 
 
 async def load(context, url: str, path: str, timeout_ms: int = 90_000) -> float:
@@ -59,7 +64,8 @@ async def load(context, url: str, path: str, timeout_ms: int = 90_000) -> float:
     start = time.perf_counter()
     await page.goto(f"{url}/{path}")
     try:
-        await page.wait_for_function(READY_JS, timeout=timeout_ms)
+        drawn = NO_CHART.get(dict((p, n) for n, p in PAGES).get(path, ""), CHART)
+        await page.wait_for_function(READY_JS, arg=drawn, timeout=timeout_ms)
     except Exception as err:  # keep what the page showed, for whoever reads the failure
         shot = Path(f"/tmp/bench_app_{path or 'Home'}.png")
         await page.screenshot(path=str(shot), full_page=True)
@@ -79,7 +85,7 @@ async def selection_seconds(browser, url: str, store: str, repeats: int) -> list
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
     page = await context.new_page()
     await page.goto(f"{url}/Explore?store={store}&color=(none)")
-    await page.wait_for_function(READY_JS, timeout=120_000)
+    await page.wait_for_function(READY_JS, arg=CHART, timeout=120_000)
     out = []
     for i in range(repeats):
         layer = await page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()

@@ -15,10 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import quote
 
-import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from workbench.app_export import show_figure, show_table
 from workbench.app_state import url_selectbox
 from workbench.overview import (
     CURVES,
@@ -72,6 +72,13 @@ def draw_panel(store: str, site: str, sites: list[str]) -> None:
                 f"- [{book['model']}]({book['url']}): {book['n_codes']} codes, k={book['k']}, "
                 f"base {book['base']}"
             )
+            if book["codes"]:
+                st.markdown(
+                    "  most used here: "
+                    + ", ".join(
+                        f"[code {c['code']}]({c['url']}) ({c['usage']:.1%})" for c in book["codes"]
+                    )
+                )
         if not panel["codebooks"]:
             st.caption(
                 "None yet: `workbench codebook train --model MODEL "
@@ -115,8 +122,9 @@ if wanted is not None and wanted not in sites:
     st.warning(f"No site `{wanted}` in {store}'s table; valid: {', '.join(sites)}.")
 # The table's selection is its own widget state (its identity is its key alone, so it never
 # resets); the URL's site only seeds it on the table's first drawing, and follows it after.
-picked = st.dataframe(
+picked = show_table(
     shown,
+    f"{store} overview",
     hide_index=True,
     column_config=config,
     width="stretch",
@@ -156,7 +164,7 @@ if metrics:
     fig.update_xaxes(showticklabels=False, title_text="")
     fig.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1]))
     fig.update_layout(height=260 * ((len(metrics) + 3) // 4) + 80)
-    st.plotly_chart(fig, width="stretch")
+    show_figure(fig, f"{store} headline metrics through depth", width="stretch")
     st.caption("Sites in layer order along each x axis (hover for the name).")
 
 st.subheader("Drill down")
@@ -171,8 +179,3 @@ links = [
 ]
 for name, path, what in links:
     st.markdown(f"- [{name}]({path}): {what}")
-if not table.empty:
-    with st.expander("Table as CSV"):
-        st.download_button(
-            "Download", pd.DataFrame(table).to_csv(index=False).encode(), f"{store}-overview.csv"
-        )

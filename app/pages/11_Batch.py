@@ -15,6 +15,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from workbench.app_export import show_figure, show_table
 from workbench.app_state import url_select_slider, url_selectbox
 from workbench.batch.report import step_axis
 from workbench.batch.scrub import (
@@ -150,6 +151,7 @@ st.write(
 if frame.empty:
     st.warning("This batch has no finished cells yet.")
     st.stop()
+batch = status["name"]  # names the exported files
 
 single = frame.groupby(["cell", "metric"])["value"].transform("size") == 1
 scalar = frame[single & pd.to_numeric(frame["value"], errors="coerce").notna()]
@@ -184,7 +186,7 @@ if over_steps:
     if log:
         fig.update_xaxes(type="log")
     fig.update_layout(height=420, legend_title_text="")
-    st.plotly_chart(fig, width="stretch")
+    show_figure(fig, f"{batch} {analysis} {metric} {model} over training", width="stretch")
     grid = data.pivot_table(index="site", columns="step", values="value", aggfunc="mean")
     heat = px.imshow(
         grid,
@@ -196,13 +198,13 @@ if over_steps:
     heat.update_xaxes(type="category")
     heat.update_layout(height=180 + 45 * len(grid))
     heat.update_yaxes(type="category")
-    st.plotly_chart(heat, width="stretch")
+    show_figure(heat, f"{batch} {analysis} {metric} {model} site x step", width="stretch")
 else:
     fig = px.bar(
         data, x="site", y="value", color="dataset", barmode="group", title=f"{analysis}: {metric}"
     )
     fig.update_layout(height=420)
-    st.plotly_chart(fig, width="stretch")
+    show_figure(fig, f"{batch} {analysis} {metric} {model}", width="stretch")
 
 scrubbed = rows[(rows["model"] == model) & rows["step"].notna()]
 steps = sorted(int(s) for s in scrubbed["step"].unique())
@@ -223,7 +225,11 @@ if len(steps) > 1:
     with left:
         title = f"{analysis}: {main} over sites at step {step} ({model})"
         shown = profile[profile["metric"] == main]
-        st.plotly_chart(per_site_figure(shown, step, steps[0], [main], 1, title), width="stretch")
+        show_figure(
+            per_site_figure(shown, step, steps[0], [main], 1, title),
+            f"{batch} {analysis} {main} {model} over sites step {step}",
+            width="stretch",
+        )
     with right:
         zoo = zoo_root()
         try:
@@ -233,20 +239,34 @@ if len(steps) > 1:
         else:
             if any(c.endswith("loss") or "acc" in c for c in curve.columns):
                 title = f"{model} training curve, step {step} marked"
-                st.plotly_chart(curve_figure(curve, step, title), width="stretch")
+                show_figure(
+                    curve_figure(curve, step, title),
+                    f"{batch} {model} training curve",
+                    width="stretch",
+                )
             else:
                 st.caption(f"{model}'s training curve has no loss or accuracy: {list(curve)}")
     if others:
         shown = profile[profile["metric"].isin(others)]
         title = f"{analysis}: its other metrics over sites at step {step}"
         fig = per_site_figure(shown, step, steps[0], others, min(4, len(others)), title)
-        st.plotly_chart(fig, width="stretch")
+        show_figure(
+            fig, f"{batch} {analysis} other metrics {model} over sites step {step}", width="stretch"
+        )
     st.caption(f"{analysis} at step {step}, every single-valued metric")
-    st.dataframe(values_table(profile), hide_index=True, width="stretch")
+    show_table(
+        values_table(profile),
+        f"{batch} {analysis} {model} metrics step {step}",
+        hide_index=True,
+        width="stretch",
+    )
 
 st.subheader("Rows")
-st.dataframe(
-    data.drop(columns=["series"]).dropna(axis=1, how="all"), hide_index=True, width="stretch"
+show_table(
+    data.drop(columns=["series"]).dropna(axis=1, how="all"),
+    f"{batch} {analysis} {metric} {model} rows",
+    hide_index=True,
+    width="stretch",
 )
 st.download_button(
     "Download the whole batch as CSV",
@@ -256,6 +276,8 @@ st.download_button(
 )
 if status["failures"]:
     st.subheader("Failed cells")
-    st.dataframe(pd.DataFrame(status["failures"]), hide_index=True, width="stretch")
+    show_table(
+        pd.DataFrame(status["failures"]), f"{batch} failed cells", hide_index=True, width="stretch"
+    )
 with st.expander("Spec"):
     st.code(spec_text, language="yaml")

@@ -28,6 +28,7 @@ from analyses.explore import (
     sample_rows,
     selection_panels,
 )
+from workbench.app_export import show_figure, show_table
 from workbench.app_state import url_number_input, url_select_slider, url_selectbox
 from workbench.errors import WorkbenchError
 from workbench.runsdir import inside_runs, runs_root, stores_by_path
@@ -196,13 +197,16 @@ mask = panels["mask"]
 title = f"{info['method'].upper()} of {len(rows):,} rows at {site}"
 fig = map_figure(coords, rows, mask, labels, colour_name, f"{choice}: {title}", info)
 other = inside_runs(compare, root) if compare != "(none)" else None
+view = f"{choice} {site} {method}"  # names the exported files
 if other is None:
-    st.plotly_chart(fig, key="map", on_select=on_select, selection_mode=("box", "lasso"))
+    show_figure(fig, f"{view} map", key="map", on_select=on_select, selection_mode=("box", "lasso"))
 else:
     other_mtime = (other / "manifest.json").stat().st_mtime
     if not same_rows(str(path), mtime, str(other), other_mtime):
         st.warning(f"`{compare}` holds other rows (tokens differ) than `{choice}`: not compared.")
-        st.plotly_chart(fig, key="map", on_select=on_select, selection_mode=("box", "lasso"))
+        show_figure(
+            fig, f"{view} map", key="map", on_select=on_select, selection_mode=("box", "lasso")
+        )
     else:
         rows_b, _acts_b, coords_b, info_b = mapped(
             str(other), other_mtime, site, method, n_points, seed
@@ -213,10 +217,13 @@ else:
         )
         left_map, right_map = st.columns(2)
         with left_map:
-            st.plotly_chart(fig, key="map", on_select=on_select, selection_mode=("box", "lasso"))
+            show_figure(
+                fig, f"{view} map", key="map", on_select=on_select, selection_mode=("box", "lasso")
+            )
         with right_map:
-            st.plotly_chart(
+            show_figure(
                 fig_b,
+                f"{compare} {site} {method} map",
                 key="map-b",
                 on_select=partial(on_select, "map-b"),
                 selection_mode=("box", "lasso"),
@@ -243,7 +250,7 @@ if panels["makeup"] is not None:
         title=f"{colour_name}: share among selected vs all rows",
     )
     chart.update_xaxes(type="category", title=colour_name)
-    left.plotly_chart(chart)
+    show_figure(chart, f"{view} selection makeup by {colour_name}", container=left)
 else:
     left.caption("Colour the map by a label to see which values the selection is rich in.")
 if panels["units"] is not None:
@@ -252,7 +259,7 @@ if panels["units"] is not None:
         units, x="unit", y="effect", title="Units that set the selection apart (Cohen's d)"
     )
     chart.update_xaxes(type="category")
-    right.plotly_chart(chart)
+    show_figure(chart, f"{view} selection units", container=right)
 else:
     right.caption("Every mapped row is selected: nothing to contrast with.")
 store = open_store(str(path), mtime)
@@ -263,6 +270,6 @@ if (table["token"] == "").all():  # an image or array model: rows are examples, 
     table = table.drop(columns=["token", "context"])
 else:
     st.markdown("**Selected tokens in context** (the token in [brackets])")
-st.dataframe(table, hide_index=True)
+show_table(table, f"{view} selected rows", hide_index=True)
 if mask.sum() > MAX_CONTEXTS:
     st.caption(f"The first {MAX_CONTEXTS} of {int(mask.sum()):,} selected rows.")

@@ -11,6 +11,7 @@ import plotly.express as px
 import streamlit as st
 
 from analyses.logit_lens import is_causal_lm, layer_norms, logit_lens
+from workbench.app_export import show_figure
 from workbench.app_state import url_selectbox, url_text_input
 from workbench.data import load_dataset
 from workbench.errors import WorkbenchError
@@ -67,7 +68,7 @@ fig = px.imshow(
     color_continuous_scale="Viridis",
     labels={"color": "L2 norm"},
 )
-st.plotly_chart(fig)
+show_figure(fig, f"{name} residual norm per block")
 
 st.subheader("Logit lens")
 if not is_causal_lm(handle):
@@ -90,7 +91,7 @@ fig = px.imshow(
     labels={"color": "p(actual next token)"},
 )
 fig.update_traces(text=top.values, texttemplate="%{text}")
-st.plotly_chart(fig)
+show_figure(fig, f"{name} logit lens")
 st.caption(
     "Cell text: the lens's most likely next token at that depth; colour: the probability "
     "it gives the token that actually comes next."

@@ -19,6 +19,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from workbench.app_export import show_figure, show_table
 from workbench.app_state import url_select_slider, url_selectbox
 from workbench.errors import WorkbenchError
 from workbench.results import Result, list_results
@@ -179,19 +180,23 @@ if store_b != "(none)":
 marked = None if mark == "(none)" or mark not in order else mark
 
 st.subheader("Over layers")
+shown_stores = choice if store_b == "(none)" else f"{choice} vs {store_b}"
 for title, group in PANELS:
     part = shown[shown["analysis"].isin(group)]
     if part.empty:
         continue
-    st.plotly_chart(layer_figure(part, title, order, marked))
+    show_figure(layer_figure(part, title, order, marked), f"{shown_stores} {title}")
 with st.expander("Values"):
-    st.dataframe(values_table(frame))
+    show_table(values_table(frame), f"{choice} geometry values")
 if store_b != "(none)":
     with st.expander(f"Values of {store_b}"):
-        st.dataframe(values_table(frame_b))
+        show_table(values_table(frame_b), f"{store_b} geometry values")
     st.markdown(f"**Difference: `{choice}` minus `{store_b}`, per shared site**")
     diff = values_table(frame).sub(values_table(frame_b))
-    st.dataframe(diff[diff.index.get_level_values("site").isin(order)])
+    show_table(
+        diff[diff.index.get_level_values("site").isin(order)],
+        f"{choice} minus {store_b} geometry values",
+    )
 
 st.subheader("Over checkpoints")
 key = series_key(names[choice])
@@ -236,4 +241,4 @@ else:
     )
     if part["checkpoint_step"].min() > 0:
         fig.update_xaxes(type="log")
-    st.plotly_chart(fig)
+    show_figure(fig, f"{key[0]} {key[1]} {metric} over training")

@@ -13,6 +13,7 @@ import plotly.express as px
 import streamlit as st
 
 from analyses.landscape.figures import performance_figure
+from workbench.app_export import show_figure, show_table
 from workbench.app_state import url_selectbox
 from workbench.errors import WorkbenchError
 from workbench.results import Result, list_results
@@ -65,13 +66,13 @@ cols[3].metric(f"baseline ({head['baseline_kind']})", f"{head['baseline']:.4f}")
 cols[4].metric("projection", str(head.get("projection")))
 if head["d_int90"] is None:
     st.warning(f"No d in this sweep passed {head['threshold90']:.4f}: extend --dims upwards.")
-st.plotly_chart(performance_figure(result))
+show_figure(performance_figure(result), f"{choice} performance vs d")
 
 with st.expander("Runs (one row per d and seed)"):
     table = result.frame.pivot_table(
         index=["projection", "d", "seed"], columns="metric", values="value"
     ).reset_index()
-    st.dataframe(table, hide_index=True)
+    show_table(table, f"{choice} runs", hide_index=True)
     st.json({"settings": result.params, "provenance": result.provenance})
 
 summary = pd.DataFrame(
@@ -106,5 +107,5 @@ if len(reached) >= 2:
     )
     fig.update_traces(marker={"size": 12}, textposition="top center")
     fig.update_yaxes(rangemode="tozero")
-    st.plotly_chart(fig)
-st.dataframe(summary, hide_index=True)
+    show_figure(fig, "d_int90 vs D across results")
+show_table(summary, "intrinsic-dimension results", hide_index=True)

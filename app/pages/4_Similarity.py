@@ -29,6 +29,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from workbench.app_export import show_figure, show_table
 from workbench.app_state import url_selectbox
 from workbench.errors import WorkbenchError
 from workbench.runsdir import inside_runs, runs_root
@@ -185,19 +186,21 @@ def heatmap(result: dict, title: str, axes: tuple[str, str], cell, hover: str) -
 
 def show_map(
     compute, failure: str, title: str, axes: tuple[str, str], param: str, hover: str,
-    report=st.error,
+    name: str, report=st.error,
 ):  # fmt: skip
     """Compute a map (a headline with `matrix`, `x` and `y` labels) and draw it as a selectable
-    heatmap whose selected cell lives in URL parameter `param`; a WorkbenchError is shown with
-    `report` instead. Returns (headline, selected cell as (row, column) labels), or (None, None)."""
+    heatmap whose selected cell lives in URL parameter `param` (exported as `name`); a
+    WorkbenchError is shown with `report` instead. Returns (headline, selected cell as (row,
+    column) labels), or (None, None)."""
     try:
         result = compute()
     except WorkbenchError as exc:
         report(f"{failure}: {exc}")
         return None, None
     cell = url_cell(param, [str(v) for v in result["y"]], [str(v) for v in result["x"]])
-    st.plotly_chart(
+    show_figure(
         heatmap(result, title, axes, cell, hover),
+        name,
         key=f"{PAGE}-{param}",
         on_select=partial(on_cell, param),
         selection_mode=("points", "box"),
@@ -211,11 +214,13 @@ def explore_link(store: str, site: str, compare: str | None = None) -> str:
 
 
 def pair_panel(
-    a: str, site_a: str, b: str, site_b: str, value: float, links: list[tuple[str, str]]
-) -> None:
+    a: str, site_a: str, b: str, site_b: str, value: float, links: list[tuple[str, str]],
+    param: str,
+) -> None:  # fmt: skip
     """The selected pair (site_a of store a vs site_b of store b): its number under every
     measure (the map's own measure marked; `value` is its cell), the canonical correlation
-    spectra of SVCCA and CCA, and `links` (text, URL)."""
+    spectra of SVCCA and CCA, and `links` (text, URL). `param`: the map's URL parameter (keys
+    its exports apart from another map's panel of the same pair)."""
     st.markdown(f"**Selected: `{site_a}` of `{a}` vs `{site_b}` of `{b}`** ({measure} {value:.3f})")
     try:
         numbers = pair_numbers(a, site_a, b, site_b, (_mtime(a), _mtime(b)))
@@ -235,9 +240,12 @@ def pair_panel(
         ]
     )
     left, right = st.columns(2)
+    pair = f"{a} {site_a} vs {b} {site_b}"
     with left:
-        st.dataframe(
+        show_table(
             table,
+            f"{pair} similarity measures",
+            key=f"{PAGE}-{param}-measures",
             hide_index=True,
             column_config={"similarity": st.column_config.NumberColumn(format="%.4f")},
         )
@@ -259,7 +267,12 @@ def pair_panel(
             title="Canonical correlations of the pair (descending)",
         )
         fig.update_yaxes(range=[0, 1.02])
-        right.plotly_chart(fig)
+        show_figure(
+            fig,
+            f"{pair} canonical correlations",
+            key=f"{PAGE}-{param}-spectra",
+            container=right,
+        )
 
 
 def pick(label: str, options: list[str], key: str, default: int = 0, **kwargs) -> str:
@@ -291,6 +304,7 @@ layers, cell = show_map(
     ("site", "site"),
     "cell",
     "%{customdata[0]} vs %{customdata[1]}",
+    f"{store} {measure} layer x layer",
 )
 if layers is not None and cell is not None:
     i, j = layers["sites_a"].index(cell[0]), layers["sites_b"].index(cell[1])
@@ -301,6 +315,7 @@ if layers is not None and cell is not None:
         cell[1],
         layers["matrix"][i][j],
         [(f"Explore `{site}` of `{store}`", explore_link(store, site)) for site in cell],
+        "cell",
     )
 elif layers is not None:
     st.caption("Click a cell to see that pair of layers through every measure.")
@@ -327,6 +342,7 @@ else:
         ("site", "training step"),
         "step_cell",
         "step %{customdata[0]}, %{customdata[1]}",
+        f"{name} {measure} checkpoints x layers",
     )
     if conv is not None and step_cell is not None:
         by_step = dict(steps)
@@ -347,6 +363,7 @@ else:
                 ),
                 ("Both side by side", explore_link(by_step[step], site, compare=reference)),
             ],
+            "step_cell",
         )
     if conv is not None:
         lines = [
@@ -363,7 +380,7 @@ else:
             log_x=True,
             title="Similarity to the final state over training (log step; step 0 not shown)",
         )
-        st.plotly_chart(fig)
+        show_figure(fig, f"{name} {measure} similarity to the final state over training")
 
 st.subheader("Model x model")
 cols = st.columns(2)
@@ -378,6 +395,7 @@ cross, pair_cell = show_map(
     (f"site of {b}", f"site of {a}"),
     "pair_cell",
     "%{customdata[0]} of A vs %{customdata[1]} of B",
+    f"{a} vs {b} {measure} model x model",
     report=st.info,
 )
 if cross is not None and pair_cell is not None:
@@ -388,4 +406,4 @@ if cross is not None and pair_cell is not None:
     ]
     if pair_cell[0] == pair_cell[1]:
         links.append(("Both side by side", explore_link(a, pair_cell[0], compare=b)))
-    pair_panel(a, pair_cell[0], b, pair_cell[1], cross["matrix"][i][j], links)
+    pair_panel(a, pair_cell[0], b, pair_cell[1], cross["matrix"][i][j], links, "pair_cell")

@@ -16,6 +16,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from workbench.app_export import show_figure, show_table
 from workbench.app_state import url_selectbox
 from workbench.results import Result, list_results
 from workbench.runsdir import inside_runs, runs_root
@@ -77,7 +78,7 @@ def collapse_section(paths: list[str]) -> None:
     nc1 = frame[frame.metric == "nc1"]
     fig = px.line(nc1, x="checkpoint_step", y="value", color="site", markers=True, log_y=True)
     fig.update_layout(title="NC1 per layer over epochs", xaxis_title="epoch", yaxis_title="NC1")
-    st.plotly_chart(fig, use_container_width=True)
+    show_figure(fig, f"{choice} NC1 over epochs", use_container_width=True)
     last_site = frame.site.iloc[-1]
     others = frame[(frame.site == last_site) & frame.metric.isin(
         ["nc2_equinorm", "nc2_equiangular", "nc2_max_angle", "nc3", "nc4"]
@@ -88,7 +89,7 @@ def collapse_section(paths: list[str]) -> None:
         xaxis_title="epoch",
         yaxis_title="value",
     )
-    st.plotly_chart(fig, use_container_width=True)
+    show_figure(fig, f"{choice} NC2-NC4 over epochs", use_container_width=True)
 
 
 def probe_section(paths: list[str]) -> None:
@@ -134,13 +135,14 @@ def probe_section(paths: list[str]) -> None:
         yaxis_range=[0, 1.05],
         yaxis_title="accuracy",
     )
-    st.plotly_chart(fig, use_container_width=True)
+    at = "" if step is None else f" step {step}"
+    show_figure(fig, f"{choice} {label} accuracy per site{at}", use_container_width=True)
     if len(steps) > 1:
         acc = rows[rows.metric == "accuracy"]
         fig = px.line(acc, x="checkpoint_step", y="value", color="site", markers=True, log_x=True)
         fig.update_layout(title=f"{label}: probe accuracy over training", xaxis_title="step (log)")
-        st.plotly_chart(fig, use_container_width=True)
-    st.dataframe(wide.reset_index(), hide_index=True)
+        show_figure(fig, f"{choice} {label} accuracy over training", use_container_width=True)
+    show_table(wide.reset_index(), f"{choice} {label} probe metrics per site{at}", hide_index=True)
 
 
 st.title("Neural collapse and probes")

@@ -21,6 +21,7 @@ import streamlit as st
 from analyses._curves import fit_curve
 from analyses.massive import Params, detect, token_decoder
 from analyses.massive_track import ablation_summary
+from workbench.app_export import show_figure, show_table
 from workbench.app_state import url_number_input, url_selectbox
 from workbench.errors import WorkbenchError
 from workbench.runsdir import inside_runs, runs_root
@@ -132,24 +133,31 @@ fig = px.imshow(
     title=f"{site}, example {example}",
 )
 fig.update_yaxes(type="category", autorange="reversed")
-st.plotly_chart(fig)
+show_figure(fig, f"{choice} {site} example {example} abs activations")
 
 left, right = st.columns(2)
 top = pd.DataFrame(summary["top_values"])
 shown = [c for c in ("abs", "value", "dim", "example", "position", "token", "ratio_to_median")]
 left.markdown("**Largest |a|**")
-left.dataframe(top[[c for c in shown if c in top.columns]], hide_index=True)
+show_table(
+    top[[c for c in shown if c in top.columns]],
+    f"{choice} {site} largest activations",
+    container=left,
+    hide_index=True,
+)
 dims = pd.DataFrame(summary["recurring_dims"])
 if not dims.empty:
     dims["dim"] = dims["dim"].astype(str)
-    right.plotly_chart(
+    show_figure(
         px.bar(
             dims,
             x="dim",
             y="share_examples_top",
             title="Dimensions holding each example's largest |a| (share of examples)",
             labels={"share_examples_top": "share of examples"},
-        ).update_xaxes(type="category")
+        ).update_xaxes(type="category"),
+        f"{choice} {site} recurring massive dims",
+        container=right,
     )
 carriers = ", ".join(
     f"{t.get('token', t['token_id'])!r} ({t['n_examples']})" for t in summary["carrier_tokens"]
@@ -175,10 +183,11 @@ for name in stores[choice]["sites"]:
     )
 depth = pd.DataFrame(by_site)
 long = depth.melt(id_vars=["site"], value_vars=["max |a|", "sequence max/median"])
-st.plotly_chart(
+show_figure(
     px.line(long, x="site", y="value", color="variable", markers=True, log_y=True,
             title="Largest |a| and the paper's max/median ratio per site")
     .update_yaxes(dtick=1, tickformat="~g"),
+    f"{choice} massive activations through depth",
 )  # fmt: skip
 
 st.subheader("Over training, and what they do")
@@ -207,8 +216,8 @@ for i, (layer, group) in enumerate(trajectory.groupby("layer")):
 fig.update_xaxes(type="log", title="training step + 1", dtick=1, tickformat="~g")
 fig.update_yaxes(title="max |a| / median |a| (per sequence, averaged)")
 fig.update_layout(title=f"{job}: max/median ratio per layer, fit A e^(-lambda x) log x + K")
-st.plotly_chart(fig)
-st.dataframe(fits, hide_index=True)
+show_figure(fig, f"{job} massive ratio over training")
+show_table(fits, f"{job} massive ratio fits", hide_index=True)
 
 losses = pd.read_parquet(folder / "ablation.parquet")
 table = ablation_summary(losses)
@@ -218,11 +227,12 @@ bars["entries"] = bars["entries"].map({"delta_massive": "massive", "delta_random
 errors = table.set_index("mode")["delta_random_std"]
 bars["std"] = [errors[m] if e == "random" else 0.0 for m, e in zip(bars["mode"], bars["entries"], strict=True)]  # fmt: skip
 site_name = str(losses["site"].iloc[0])
-st.plotly_chart(
+show_figure(
     px.bar(bars, x="mode", y="change in loss", color="entries", barmode="group", error_y="std",
            title=f"Ablation at {site_name}: massive entries vs as many random ones"),
+    f"{job} ablation at {site_name}",
 )  # fmt: skip
-st.dataframe(table, hide_index=True)
+show_table(table, f"{job} ablation summary at {site_name}", hide_index=True)
 entries = pd.read_parquet(folder / "entries.parquet")
 with st.expander("Ablated massive entries"):
-    st.dataframe(entries, hide_index=True)
+    show_table(entries, f"{job} ablated massive entries", hide_index=True)

@@ -16,6 +16,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from workbench.app_export import show_figure, show_table
 from workbench.app_state import url_radio, url_selectbox, url_slider, url_text_area
 from workbench.data.grammar import TOPICS
 from workbench.errors import WorkbenchError
@@ -143,7 +144,7 @@ except WorkbenchError as exc:
 
 decode = handle.tokenizer.decode
 st.subheader(f"Generations at {site}, coefficient {coeff:g}")
-st.dataframe(
+show_table(
     pd.DataFrame(
         {
             "prompt": prompts,
@@ -152,6 +153,7 @@ st.dataframe(
             "random direction, same norm": [decode(t, skip_special_tokens=True) for t in random],
         }
     ),
+    f"{name} steering generations {direction} at {site} coeff {coeff:g}",
     hide_index=True,
 )
 st.caption(f"Vector: {vector.method}, norm {vector.norm:.3g}; {vector.provenance.get('read', '')}")
@@ -186,14 +188,14 @@ fig = px.imshow(
     title=f"{metric} under the concept direction",
 )
 fig.update_xaxes(type="category")
-st.plotly_chart(fig)
+show_figure(fig, f"{picked} {metric} sweep heatmap")
 curves = frame.groupby(["site", "direction", "coeff"], as_index=False).value.mean()
 fig = px.line(
     curves, x="coeff", y="value", color="site", line_dash="direction", markers=True,
     labels={"value": metric, "coeff": "coefficient"},
     title="Dose-response: concept direction (solid) vs random directions of the same norm (dashed)",
 )  # fmt: skip
-st.plotly_chart(fig)
+show_figure(fig, f"{picked} {metric} dose-response")
 collateral = result.frame[result.frame.metric == "kl"]
 if not collateral.empty:
     kl = (
@@ -206,4 +208,4 @@ if not collateral.empty:
         labels={"value": "KL from unsteered (nats)", "coeff": "coefficient"},
         title="Collateral: KL from the unsteered next-token distribution on neutral text",
     )  # fmt: skip
-    st.plotly_chart(fig)
+    show_figure(fig, f"{picked} collateral KL")

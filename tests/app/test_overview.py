@@ -156,6 +156,8 @@ def test_site_in_the_url_selects_its_row_and_drills_in(tmp_path, monkeypatch):
     assert f"[Explore](Explore?store=stores/toy&site={SITES[1]})" in text
     assert "[latent 3](SAE_features?features=sae/toy/features&latent=3): topic=0 (F1 0.90)" in text
     assert f"[codebooks/toy-cb](Codebooks?model=codebooks/toy-cb&site={SITES[1]})" in text
+    code_7 = f"[code 7](Codebooks?model=codebooks/toy-cb&site={SITES[1]}&code=7) (50.0%)"
+    assert code_7 in text
     assert "sae/other" not in text and "other-cb" not in text
     assert at.query_params["site"] == SITES[1]
 

@@ -14,6 +14,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -144,6 +145,19 @@ def codebook_models(runs: Path) -> None:
         shutil.copytree(out, out.parent / copy)
 
 
+def finished_jobs(runs: Path) -> None:
+    """Three finished capture jobs, as their folders under runs/jobs read (no process runs)."""
+    for i in range(3):
+        folder = runs / "jobs" / f"20260101-00000{i}-capture-000{i}"
+        folder.mkdir(parents=True)
+        record = {"id": folder.name, "kind": "capture", "title": f"capture {i}",
+                  "commands": [["true"]], "cwd": str(folder), "out": f"stores/s{i}",
+                  "fields": {}, "created": 1.7e9 + i, "pid": None, "pid_created": None}  # fmt: skip
+        (folder / "job.json").write_text(json.dumps(record))
+        (folder / "exit.json").write_text(json.dumps({"exit_code": 0, "finished": 1.7e9 + 9}))
+        (folder / "log.txt").write_text("done\n")
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Callable[[Callable[[Path], None]], Path]:
     """A runs dir made by a `make` function, made once per module (the pages only read it)."""
@@ -168,6 +182,7 @@ class Case:
     timeout: float = 60
     values: tuple = ()  # the two moves of a number input (a picker's come from its options)
     zoo: bool = False  # the page reads the (quick-built) zoo
+    parse: Callable[[str], Any] | None = None  # an option's value from its shown text (format_func)
 
 
 CASES = [
@@ -199,6 +214,7 @@ CASES = [
     Case("12_Explore.py", three_stores, "Store", "store"),
     Case("12_Explore.py", one_store, "Points", "n", "select_slider"),
     Case("12_Explore.py", one_store, "Seed", "seed", "number_input", values=(1, 2)),
+    Case("13_Jobs.py", finished_jobs, "Job", "job", parse=lambda o: o.split(":")[0]),
 ]
 SLOW = {"10_Codebooks.py"}  # trains a small codebook model (seconds; as test_browser_codebook)
 
@@ -224,7 +240,8 @@ def moves(widget, case: Case) -> list:
     if case.values:
         assert first not in case.values
         return list(case.values)
-    options = [type(first)(o) for o in widget.options]  # the options as shown: text
+    parse = case.parse or type(first)
+    options = [parse(o) for o in widget.options]  # the options as shown: text
     assert len(options) >= 2
     others = [o for o in options if o != first]
     return others[:2] if len(others) >= 2 else [others[0], first]
