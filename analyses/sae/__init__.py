@@ -9,7 +9,7 @@ accumulated sums, feature reports, SAELens interop.
 from analyses.sae.base import SAEConfig, SparseAutoencoder
 from analyses.sae.evaluate import accumulate, evaluate
 from analyses.sae.io import load_sae, load_saelens, save_sae, save_saelens
-from analyses.sae.registry import ARCHITECTURES, build_sae, create_sae, make_config
+from analyses.sae.registry import ARCHITECTURES, build_sae, create_sae, identity_sae, make_config
 from analyses.sae.trainer import TrainConfig, read_log, train, train_sae
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "build_sae",
     "create_sae",
     "evaluate",
+    "identity_sae",
     "load_sae",
     "load_saelens",
     "make_config",

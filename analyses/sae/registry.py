@@ -47,3 +47,19 @@ def build_sae(config: SAEConfig) -> SparseAutoencoder:
 def create_sae(architecture: str, **settings: Any) -> SparseAutoencoder:
     """`build_sae(make_config(architecture, **settings))`."""
     return build_sae(make_config(architecture, **settings))
+
+
+def identity_sae(d_in: int) -> SparseAutoencoder:
+    """A ReLU SAE with known latents: W_enc = [I, -I], W_dec = [I; -I], zero biases, so latent j
+    is relu(x_j), latent d + j is relu(-x_j), and x_hat = relu(x) - relu(-x) = x exactly (d_sae
+    = 2 d_in). Planted ground truth for feature statistics, pages and reconstruction metrics."""
+    import torch
+
+    sae = create_sae("relu", d_in=d_in, d_sae=2 * d_in)
+    eye = torch.eye(d_in)
+    with torch.no_grad():
+        sae.W_enc.copy_(torch.cat([eye, -eye], 1))
+        sae.W_dec.copy_(torch.cat([eye, -eye], 0))
+        sae.b_enc.zero_()
+        sae.b_dec.zero_()
+    return sae.eval()

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from app_browser import needs_chromium, rendered_page
 from app_stores import HOME, SITES, make_store
 from streamlit.testing.v1 import AppTest
@@ -24,7 +23,7 @@ from test_overview import SITES as OVERVIEW_SITES
 from test_overview import make_runs as overview_runs
 from test_widget_state import landscape_results
 
-from analyses.sae import create_sae, save_sae
+from analyses.sae import identity_sae, save_sae
 from workbench.cli.main import main
 from workbench.results import Result
 from workbench.runsdir import RUNS_ENV
@@ -90,13 +89,7 @@ def labelled_store_with_sae(runs: Path) -> None:
         row_labels={"tag": (x[:, 0] > 0.5).astype(np.int64)},
     )
     writer.finalize()
-    sae = create_sae("relu", d_in=d, d_sae=2 * d)
-    eye = torch.eye(d)
-    with torch.no_grad():
-        sae.W_enc.copy_(torch.cat([eye, -eye], 1))
-        sae.W_dec.copy_(torch.cat([eye, -eye], 0))
-        sae.b_enc.zero_()
-        sae.b_dec.zero_()
+    sae = identity_sae(d)
     folder = save_sae(sae, runs / "sae" / "identity", {"site": SITE})
     args = ["sae", "features", "--sae", str(folder), "--store", str(store), "--html", "none"]
     assert main([*args, "--out", str(folder / "features")]) == 0

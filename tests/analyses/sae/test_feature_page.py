@@ -12,24 +12,12 @@ import pytest
 import torch
 from conftest import write_store
 
-from analyses.sae import create_sae, save_sae
+from analyses.sae import identity_sae, save_sae
 from analyses.sae.feature_page import feature_page
 from analyses.sae.features import feature_stats, latent_report
 from workbench.cli.main import main
 
 SITE = "blocks.0.hook_resid_post"
-
-
-def identity_sae(d: int):
-    """ReLU SAE with W_enc = [I, -I], W_dec = [I; -I]: latent j is relu(x_j)."""
-    sae = create_sae("relu", d_in=d, d_sae=2 * d)
-    eye = torch.eye(d)
-    with torch.no_grad():
-        sae.W_enc.copy_(torch.cat([eye, -eye], 1))
-        sae.W_dec.copy_(torch.cat([eye, -eye], 0))
-        sae.b_enc.zero_()
-        sae.b_dec.zero_()
-    return sae.eval()
 
 
 @pytest.fixture

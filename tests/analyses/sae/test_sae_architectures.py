@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from analyses.sae import create_sae
+from analyses.sae import create_sae, identity_sae
 from analyses.sae.losses import normalized_mse
 from workbench.errors import InputError
 
@@ -107,3 +107,11 @@ def test_bad_inputs_width_and_nan():
     bad[1, 2] = float("nan")
     with pytest.raises(InputError, match="1 NaN"):
         sae.check_input(bad)
+
+
+def test_identity_sae_latents_are_relu_of_each_sign_and_it_reconstructs_exactly():
+    x = torch.randn(50, 6)
+    sae = identity_sae(6)
+    z = sae.encode(x)
+    assert torch.equal(z, torch.cat([x.relu(), (-x).relu()], 1))
+    assert torch.allclose(sae.decode(z), x, atol=1e-6)

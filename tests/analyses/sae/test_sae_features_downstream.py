@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import write_store
 
-from analyses.sae import create_sae
+from analyses.sae import create_sae, identity_sae
 from analyses.sae.downstream import loss_recovered
 from analyses.sae.features import (
     export_html,
@@ -21,18 +21,6 @@ from workbench.errors import InputError
 from workbench.intervene import ZeroAblate, intervene
 
 SITE = "blocks.0.hook_resid_post"
-
-
-def identity_sae(d: int):
-    """ReLU SAE with W_enc = [I, -I], W_dec = [I; -I]: x_hat = relu(x) - relu(-x) = x."""
-    sae = create_sae("relu", d_in=d, d_sae=2 * d)
-    eye = torch.eye(d)
-    with torch.no_grad():
-        sae.W_enc.copy_(torch.cat([eye, -eye], 1))
-        sae.W_dec.copy_(torch.cat([eye, -eye], 0))
-        sae.b_enc.zero_()
-        sae.b_dec.zero_()
-    return sae.eval()
 
 
 @pytest.fixture
