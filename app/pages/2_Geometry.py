@@ -23,7 +23,7 @@ from workbench.app_export import show_figure, show_table
 from workbench.app_state import url_select_slider, url_selectbox
 from workbench.errors import WorkbenchError
 from workbench.results import Result, list_results
-from workbench.runsdir import inside_runs, runs_root, stores_by_path
+from workbench.runsdir import checkpoint_series, inside_runs, runs_root, stores_by_path
 
 st.set_page_config(page_title="Workbench: geometry", layout="wide")
 root = runs_root()
@@ -59,12 +59,6 @@ def label(frame: pd.DataFrame) -> pd.DataFrame:
     """Adds `estimate` (analysis: metric) and orders rows by layer."""
     out = frame.assign(estimate=frame["analysis"] + ": " + frame["metric"])
     return out.sort_values(["layer", "site"], kind="stable")
-
-
-def series_key(entry: dict) -> tuple:
-    spec = entry["spec"]
-    model = str(spec.get("model", "")).split("@")[0]
-    return (model, spec.get("dataset"), tuple(entry["sites"]))
 
 
 def refused(key: str, options: list[str], why) -> None:
@@ -199,16 +193,20 @@ if store_b != "(none)":
     )
 
 st.subheader("Over checkpoints")
-key = series_key(names[choice])
-siblings = sorted(
-    (n for n, s in names.items() if series_key(s) == key),
-    key=lambda n: names[n]["spec"].get("checkpoint_step") or 0,
+member = next(  # the checkpoint series this store belongs to, if any
+    (series for series in checkpoint_series(names).values() if choice in dict(series).values()),
+    [(names[choice]["spec"].get("checkpoint_step"), choice)],
 )
-steps = {names[n]["spec"].get("checkpoint_step") for n in siblings}
+siblings, steps = [path for _, path in member], {step for step, _ in member}
 saved = [r for r in list_results(root) if r["analysis"] == "geometry-curves"]
 over: pd.DataFrame | None = None
 if len(steps) > 1 and None not in steps:
-    st.caption(f"{len(siblings)} stores of `{key[0]}` on `{key[1]}`: steps {sorted(steps)}")
+    spec = names[choice]["spec"]
+    model = str(spec.get("model")).partition("@")[0]
+    st.caption(
+        f"{len(siblings)} stores of `{model}` on the same rows of `{spec.get('dataset')}`: "
+        f"steps {sorted(steps)}"
+    )
     paths = [inside_runs(n, root) for n in siblings]
     over = curves(
         tuple(str(p) for p in paths if p is not None),
@@ -241,4 +239,4 @@ else:
     )
     if part["checkpoint_step"].min() > 0:
         fig.update_xaxes(type="log")
-    show_figure(fig, f"{key[0]} {key[1]} {metric} over training")
+    show_figure(fig, f"{choice} {metric} over training")

@@ -9,8 +9,9 @@ invisible marker at every cell centre, which clicks and boxes select.
 
 Thin: the maps and the pair come from `analyses.similarity_maps` (each layer decomposed once),
 cached with `st.cache_data` keyed by the store paths, their manifests' mtimes and the measure. A
-checkpoint series is any folder of the runs dir holding two or more complete stores named
-`step<N>` (what `similarity_maps.capture_checkpoints` writes). View state lives in the URL's query
+checkpoint series is two or more complete stores of one model at different steps on the same rows
+and sites (`workbench.runsdir.checkpoint_series`: `capture_checkpoints` output, or a batch's
+stores). View state lives in the URL's query
 parameters (measure, store, series, a, b), the selected cells too: `cell=SITE_A,SITE_B` (layer x
 layer), `step_cell=STEP,SITE` (checkpoint x layer), `pair_cell=SITE_OF_A,SITE_OF_B` (model x
 model).
@@ -18,9 +19,7 @@ model).
 
 from __future__ import annotations
 
-import re
 from functools import partial
-from pathlib import Path
 from urllib.parse import urlencode
 
 import numpy as np
@@ -32,11 +31,10 @@ import streamlit as st
 from workbench.app_export import show_figure, show_table
 from workbench.app_state import url_selectbox
 from workbench.errors import WorkbenchError
-from workbench.runsdir import inside_runs, runs_root
-from workbench.store import ActivationStore, list_stores
+from workbench.runsdir import checkpoint_series, inside_runs, runs_root, stores_by_path
+from workbench.store import ActivationStore
 
 MEASURES = ["svcca", "cca", "pwcca", "cka", "procrustes"]
-STEP = re.compile(r"^step(\d+)$")
 
 st.set_page_config(page_title="Workbench: similarity", layout="wide")
 root = runs_root()
@@ -288,8 +286,8 @@ st.caption(
     "CKA; procrustes is the nuclear-norm similarity of the normalised layers. 1 = identical up "
     "to the measure's invariances."
 )
-found = list_stores(root)
-complete = sorted(str(Path(s["path"]).resolve().relative_to(root)) for s in found if s["complete"])
+stores = stores_by_path(root)  # the complete ones
+complete = sorted(stores)
 if not complete:
     st.info(f"No complete stores under `{root}` yet. Run `workbench demo` first.")
     st.stop()
@@ -320,17 +318,13 @@ if layers is not None and cell is not None:
 elif layers is not None:
     st.caption("Click a cell to see that pair of layers through every measure.")
 
-series: dict[str, list[tuple[int, str]]] = {}
-for relative in complete:
-    match = STEP.match(Path(relative).name)
-    if match:
-        series.setdefault(str(Path(relative).parent), []).append((int(match.group(1)), relative))
-series = {k: sorted(v) for k, v in series.items() if len(v) >= 2}
+series = checkpoint_series(stores)
 st.subheader("Checkpoints x layers: convergence to the final checkpoint")
 if not series:
     st.info(
-        "No checkpoint series in the runs dir (a folder of stores named step<N>); capture one "
-        "with `analyses.similarity_maps.capture_checkpoints` (see notebooks/similarity.ipynb)."
+        "No checkpoint series in the runs dir (stores of one model at two or more steps, on the "
+        "same rows and sites); capture one with `analyses.similarity_maps.capture_checkpoints` "
+        "(see notebooks/similarity.ipynb) or a batch over checkpoints (`workbench batch run`)."
     )
 else:
     name = pick("Checkpoint series", sorted(series), "series")
