@@ -1,10 +1,11 @@
 """Upload page: bring your own activations, steering vectors and SAEs into the runs directory.
 
-Thin: `workbench.uploads` checks each file (size limit first, no pickles, names sanitised, no
-overwrite) and writes it where the other pages look: activations become a store under
-`stores/uploads/` (Explore, Geometry), a vector lands under `vectors/uploads/` (Steering), an SAE
-under `sae/uploads/` (`workbench sae features --sae ...`). Each section is a form, so a file is
-imported once, when its button is pressed, not on every rerun.
+Thin: `workbench.uploads` (SAEs: `workbench.upload_sae`) checks each file (size limit first, no
+pickles, names sanitised, no overwrite) and writes it where the other pages look: activations
+become a store under `stores/uploads/` (Explore, Geometry), a vector lands under
+`vectors/uploads/` (Steering), an SAE under `sae/uploads/` (`workbench sae features --sae ...`).
+Each section is a form, so a file is imported once, when its button is pressed, not on every
+rerun.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import streamlit as st
 
 from workbench.errors import WorkbenchError
 from workbench.runsdir import runs_root
+from workbench.upload_sae import import_sae
 from workbench.uploads import (
     ACTIVATIONS_LIMIT,
     DEFAULT_SITE,
@@ -24,7 +26,6 @@ from workbench.uploads import (
     VECTOR_LIMIT,
     MiB,
     import_activations,
-    import_sae,
     import_vector,
 )
 from workbench.zoo import list_zoo, zoo_root

@@ -23,7 +23,8 @@ from workbench import uploads
 from workbench.errors import InputError, UnknownSiteError
 from workbench.runsdir import stores_by_path
 from workbench.store import ActivationStore, StoreWriter
-from workbench.uploads import import_activations, import_sae, import_vector, safe_name
+from workbench.upload_sae import import_sae
+from workbench.uploads import import_activations, import_vector, safe_name
 
 
 @pytest.fixture
