@@ -5,11 +5,18 @@ cwd, out: the output folder relative to the runs directory, fields: the validate
 created: epoch s, pid: the runner's, which leads the job's process group, and pid_created: its
 start time, so that a reused pid is not taken for the job), `log.txt` (the commands' stdout and
 stderr), `exit.json` (written atomically by the runner when the commands end: exit_code,
-finished, cancelled) and `cancel.json` (a cancel was asked for).
+finished, cancelled, started), `cancel.json` (a cancel was asked for), and the runner's
+`queue.json` (its place while it waits for its turn) and `started.json` (when its commands
+started).
 
-State comes from the files and whether the runner is alive: queued (no pid yet), running, done,
-failed, cancelled; a runner that died without writing its exit record is "failed (lost)".
-Nothing lives only in memory, so any process (a reloaded page, a restarted app) reads the same.
+At most `max_jobs()` jobs of a runs directory run at once ($WORKBENCH_MAX_JOBS, default 1; each
+job records the limit it was launched under); the others wait in a first-in, first-out queue
+kept by their runners (`workbench.job_runner`). State comes from the files and whether the runner
+is alive: queued (no pid yet, or its runner alive and waiting for its turn), running (its
+commands started), done, failed, cancelled; a runner that died without writing its exit record
+(or a launch that never recorded its runner) is "failed (lost)", and a lost job holds no place in
+the queue. Nothing lives only in memory, so any process (a reloaded page, a restarted app) reads
+the same. A finished job's folder can be deleted (`delete_job`); its output stays.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,10 +37,21 @@ from typing import Any
 
 from workbench.errors import InputError
 from workbench.job_progress import job_progress, read_tail
-from workbench.job_runner import CANCEL_FILE, EXIT_FILE, JOB_FILE, LOG_FILE, write_json_atomic
+from workbench.job_runner import (
+    CANCEL_FILE,
+    EXIT_FILE,
+    JOB_FILE,
+    LAUNCH_GRACE_S,
+    LOG_FILE,
+    QUEUE_FILE,
+    START_FILE,
+    write_json_atomic,
+)
 from workbench.runsdir import runs_root
 
 JOBS_DIR = "jobs"
+MAX_JOBS_ENV = "WORKBENCH_MAX_JOBS"
+DEFAULT_MAX_JOBS = 1
 _ID = re.compile(r"^\d{8}-\d{6}-[a-z]+-[0-9a-f]{4}$")
 _LAUNCHED: dict[str, subprocess.Popen] = {}  # runners this process started, reaped when listed
 
@@ -56,6 +75,8 @@ class Job:
     finished: float | None = None
     progress: float | None = None  # fraction done, when the command reported one
     progress_text: str = ""
+    started: float | None = None  # epoch seconds its commands started (None: they never did)
+    queue_place: int | None = None  # queued behind others: 1 is next
 
     @property
     def active(self) -> bool:
@@ -67,11 +88,31 @@ class Job:
             return "failed (lost)"
         if self.active and self.cancel_requested:
             return f"{self.state} (cancelling)"
+        if self.state == "queued" and self.queue_place:
+            return f"queued ({ordinal(self.queue_place)})"
         return self.state
 
     def elapsed_s(self, now: float | None = None) -> float:
+        """Seconds its commands have run (0 until they start)."""
+        if self.started is None:
+            return 0.0
         end = self.finished if self.finished is not None else (now or time.time())
+        return max(0.0, end - self.started)
+
+    def waited_s(self, now: float | None = None) -> float:
+        """Seconds from its creation to the start of its commands (or to now, or its end)."""
+        end = self.started or self.finished or now or time.time()
         return max(0.0, end - self.created)
+
+
+def max_jobs() -> int:
+    """How many jobs of a runs directory may run at once: $WORKBENCH_MAX_JOBS, default 1."""
+    value = os.environ.get(MAX_JOBS_ENV, "").strip()
+    if not value:
+        return DEFAULT_MAX_JOBS
+    if not value.isdigit() or int(value) < 1:
+        raise InputError(f"{MAX_JOBS_ENV}={value!r}: give a whole number of jobs, 1 or more")
+    return int(value)
 
 
 def list_jobs(root: Path | None = None) -> list[Job]:
@@ -107,10 +148,37 @@ def cancel_job(job_id: str, root: Path | None = None) -> Job:
             f"job {job_id} is {job.label}: only a queued or running job can be cancelled"
         )
     write_json_atomic(job.folder / CANCEL_FILE, {"requested": time.time()})
-    if job.state == "running" and job.pid is not None:
+    if job.pid is not None:  # running, or its runner waits in the queue (it ends at once)
         with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
             os.killpg(job.pid, signal.SIGTERM)  # the runner leads its own process group
     return read_job(job_id, root)
+
+
+def delete_job(job_id: str, root: Path | None = None) -> Job:
+    """Delete the folder RUNS/jobs/`job_id` of a finished job (done, failed, cancelled or lost):
+    its record and log, never its output. Returns the job as it was."""
+    job = read_job(job_id, root)  # a valid id of a job under root/jobs, or InputError
+    if job.active:
+        raise InputError(
+            f"job {job_id} is {job.label}: cancel it first (only a finished job, done, failed, "
+            "cancelled or lost, can be deleted)"
+        )
+    jobs_dir = job.folder.parent
+    if job.folder.is_symlink() or job.folder.resolve().parent != jobs_dir.resolve():
+        raise InputError(f"job folder {job.folder} is not a folder of {jobs_dir}")
+    _LAUNCHED.pop(job_id, None)
+    shutil.rmtree(job.folder)
+    return job
+
+
+def delete_finished_jobs(root: Path | None = None) -> list[str]:
+    """Delete every finished job's folder (`delete_job`); returns their ids. Active jobs stay."""
+    deleted = []
+    for job in list_jobs(root):
+        if not job.active:
+            with contextlib.suppress(InputError, FileNotFoundError):  # it changed meanwhile
+                deleted.append(delete_job(job.id, root).id)
+    return deleted
 
 
 def wait_job(
@@ -151,6 +219,7 @@ def launch(
     active job writes to the same folder, or to one inside or around it."""
     import psutil
 
+    limit = max_jobs()
     out = str(out_dir.relative_to(root))
     busy = [job for job in list_jobs(root) if job.active and _overlap(Path(job.out), Path(out))]
     if busy:
@@ -170,6 +239,7 @@ def launch(
         "created": time.time(),
         "pid": None,
         "pid_created": None,
+        "max_jobs": limit,
     }
     write_json_atomic(folder / JOB_FILE, record)
     runner = Path(__file__).with_name("job_runner.py")
@@ -199,19 +269,31 @@ def new_id(kind: str) -> str:
 def _job(folder: Path, record: dict[str, Any]) -> Job:
     cancel_requested = (folder / CANCEL_FILE).exists()
     ended = _read_json(folder / EXIT_FILE)
-    state, lost = "queued", False
+    begun = _read_json(folder / START_FILE)
+    created = float(record["created"])
+    state, lost, place = "queued", False, None
     if ended is None and record.get("pid") is not None:
         if _alive(record["pid"], record.get("pid_created")):
-            state = "running"
+            if begun is None:
+                begun = _read_json(folder / START_FILE)  # it may have started meanwhile
+            if begun is not None:
+                state = "running"
+            else:  # its runner waits for its turn (or is starting)
+                place = (_read_json(folder / QUEUE_FILE) or {}).get("place")
         else:
             ended = _read_json(folder / EXIT_FILE)  # it may have ended since the first look
             if ended is None:
                 state, lost = ("cancelled", False) if cancel_requested else ("failed", True)
     elif ended is None and cancel_requested:
         state = "cancelled"  # cancelled before it started
+    elif ended is None and time.time() - created > LAUNCH_GRACE_S:
+        state, lost = "failed", True  # its launcher died before it recorded the runner
     if ended is not None:
         code = ended.get("exit_code")
         state = "cancelled" if ended.get("cancelled") else "done" if code == 0 else "failed"
+    started = None if begun is None else begun.get("started")
+    if started is None and ended is not None:  # its exit record says too (None: never started)
+        started = ended.get("started", created)  # none: a runner from before the queue
     found = job_progress(folder, record, state == "running") if state != "queued" else None
     return Job(
         id=record["id"],
@@ -220,7 +302,7 @@ def _job(folder: Path, record: dict[str, Any]) -> Job:
         folder=folder,
         out=record["out"],
         commands=record["commands"],
-        created=float(record["created"]),
+        created=created,
         pid=record.get("pid"),
         state=state,
         lost=lost,
@@ -229,6 +311,8 @@ def _job(folder: Path, record: dict[str, Any]) -> Job:
         finished=None if ended is None else ended.get("finished"),
         progress=None if found is None else (1.0 if state == "done" else found[0]),
         progress_text="" if found is None else found[1],
+        started=started,
+        queue_place=place if isinstance(place, int) and state == "queued" else None,
     )
 
 
@@ -250,6 +334,12 @@ def _reap() -> None:
     for job_id, process in list(_LAUNCHED.items()):
         if process.poll() is not None:
             _LAUNCHED.pop(job_id, None)  # another session's thread may have reaped it
+
+
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, ..., 11th, 12th, 13th, ..., 21st."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def within(path: Path, root: Path) -> bool:

@@ -5,6 +5,10 @@ a detached process that outlives the page, a reload and the app server.
                         out="stores/toy-lm-grammar")
     job = read_job(job.id)            # job.state, job.progress, job.elapsed_s(), log_tail(job)
     cancel_job(job.id)                # SIGTERM to its process group, recorded as cancelled
+    delete_job(job.id)                # a finished job's folder RUNS/jobs/<id> (not its output)
+
+At most `max_jobs()` jobs run at once per runs directory ($WORKBENCH_MAX_JOBS, default 1); the
+others read "queued (2nd)" and so on, and start in the order they were created.
 
 A job runs one of a fixed set of commands, each built here as an argv list from validated fields
 (never a shell string; values passed as `--option=value`, so none is read as an option):
@@ -34,11 +38,15 @@ from workbench.errors import InputError, closest
 from workbench.job_progress import batch_progress, capture_progress, sae_progress
 from workbench.job_state import (
     JOBS_DIR,
+    MAX_JOBS_ENV,
     Job,
     cancel_job,
+    delete_finished_jobs,
+    delete_job,
     launch,
     list_jobs,
     log_tail,
+    max_jobs,
     new_id,
     read_job,
     wait_job,
@@ -55,6 +63,7 @@ _PATH_PART = re.compile(r"^[A-Za-z0-9_.+-]+$")
 __all__ = [
     "DEVICES",
     "JOBS_DIR",
+    "MAX_JOBS_ENV",
     "SAE_ARCHITECTURES",
     "STORE_DTYPES",
     "Job",
@@ -63,8 +72,11 @@ __all__ = [
     "cancel_job",
     "capture_models",
     "capture_progress",
+    "delete_finished_jobs",
+    "delete_job",
     "list_jobs",
     "log_tail",
+    "max_jobs",
     "read_job",
     "sae_progress",
     "start_batch",

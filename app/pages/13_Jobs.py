@@ -1,11 +1,13 @@
 """Jobs page: start the heavy work (a capture into a store, an SAE training, a batch spec) as a
-job, and follow it: status, progress, elapsed time, the log's tail, cancel, and a link to the
-page where its output shows up.
+job, and follow it: status (with its place while it waits in the queue), progress, elapsed
+time, the log's tail, cancel, a link to the page where its output shows up, and delete a
+finished job's folder (one, or all finished ones at once; never their output).
 
 A job is a process of its own (`workbench.jobs`), not part of a page run: the page stays
 responsive, and a job goes on through a reload or an app restart. Only the job list refreshes
 itself (a fragment: every 2 s while a job is active, every 10 s otherwise, so that jobs started
-elsewhere show up). The selected job lives in the URL.
+elsewhere show up). The selected job lives in the URL. At most `max_jobs()` jobs run at once
+($WORKBENCH_MAX_JOBS, default 1); the others start in turn, first in, first out.
 """
 
 from __future__ import annotations
@@ -22,14 +24,18 @@ from workbench.app_state import state_key, url_selectbox
 from workbench.data import dataset_names
 from workbench.errors import InputError
 from workbench.jobs import (
+    MAX_JOBS_ENV,
     SAE_ARCHITECTURES,
     STORE_DTYPES,
     Job,
     batch_specs,
     cancel_job,
     capture_models,
+    delete_finished_jobs,
+    delete_job,
     list_jobs,
     log_tail,
+    max_jobs,
     start_batch,
     start_capture,
     start_sae,
@@ -90,6 +96,47 @@ def duration(seconds: float) -> str:
     if seconds < 3600:
         return f"{seconds // 60} min {seconds % 60} s"
     return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def elapsed(job: Job) -> str:
+    """Its commands' run time; the wait so far while it is queued; "-" if it never ran."""
+    if job.started is None:
+        return f"waiting {duration(job.waited_s())}" if job.active else "-"
+    return duration(job.elapsed_s())
+
+
+def limit_text() -> str:
+    try:
+        n = max_jobs()
+    except InputError as exc:
+        return f"**{exc}**: no job can start until it is fixed"
+    return (
+        f"At most {n} job{'s' if n > 1 else ''} run{'' if n > 1 else 's'} at once "
+        f"(`${MAX_JOBS_ENV}` of the app, default 1); the others wait in a queue and start "
+        "in turn, first in, first out."
+    )
+
+
+FLASH = f"{PAGE}-flash"  # the outcome of a delete, shown on the next run
+
+
+def delete_one(job_id: str) -> None:
+    """The Delete button's callback (it runs before the page redraws the list)."""
+    try:
+        delete_job(job_id, root)
+    except InputError as exc:  # it started meanwhile, or is gone
+        st.session_state[FLASH] = ("warning", str(exc))
+    else:
+        st.session_state[FLASH] = ("success", f"Deleted job {job_id} (its output stays).")
+
+
+def delete_finished() -> None:
+    deleted = delete_finished_jobs(root)
+    n = len(deleted)
+    st.session_state[FLASH] = (
+        "success",
+        f"Deleted {n} finished job{'s' if n != 1 else ''} (their outputs stay).",
+    )
 
 
 def capture_form() -> None:
@@ -237,9 +284,14 @@ def output_link(job: Job) -> None:
 
 
 def job_details(job: Job) -> None:
-    st.markdown(f"**{job.title}**: {job.label}, {duration(job.elapsed_s())}")
+    st.markdown(f"**{job.title}**: {job.label}, {elapsed(job)}")
     if job.progress is not None:
         st.progress(min(max(job.progress, 0.0), 1.0), text=job.progress_text)
+    elif job.state == "queued" and job.pid is not None:
+        st.caption(
+            "Waiting for its turn: it starts when fewer jobs than the limit run ahead of it "
+            f"({job.label})."
+        )
     elif job.active:
         st.caption("Starting (no progress reported yet)...")
     cancellable = job.active and not job.cancel_requested
@@ -250,6 +302,18 @@ def job_details(job: Job) -> None:
             st.warning(str(exc))
         else:
             st.toast(f"Cancelling job {job.id}")
+    st.button(
+        "Delete",
+        key=f"{PAGE}-delete-{job.id}",
+        disabled=job.active,
+        on_click=delete_one,
+        args=(job.id,),
+        help=(
+            "Cancel it first: only a finished job can be deleted"
+            if job.active
+            else f"Deletes its folder jobs/{job.id} (record and log); its output stays"
+        ),
+    )
     output_link(job)
     if job.lost:
         st.error(
@@ -265,6 +329,9 @@ def job_details(job: Job) -> None:
 
 
 def job_list(was_active: bool) -> None:
+    flash = st.session_state.pop(FLASH, None)
+    if flash is not None:
+        getattr(st, flash[0])(flash[1])
     jobs = list_jobs(root)
     if not jobs:
         st.info("No jobs yet. Start a capture, an SAE training or a batch run above.")
@@ -278,7 +345,7 @@ def job_list(was_active: bool) -> None:
                 "what": job.title,
                 "status": job.label,
                 "progress": job.progress,
-                "elapsed": duration(job.elapsed_s()),
+                "elapsed": elapsed(job),
                 "output": job.out,
             }
             for job in jobs
@@ -286,6 +353,15 @@ def job_list(was_active: bool) -> None:
         column_config={"progress": st.column_config.ProgressColumn(min_value=0, max_value=1)},
         hide_index=True,
         width="stretch",
+    )
+    finished = [job for job in jobs if not job.active]
+    st.button(
+        f"Delete all finished jobs ({len(finished)})",
+        key=f"{PAGE}-delete-finished",
+        disabled=not finished,
+        on_click=delete_finished,
+        help="Deletes the folders jobs/ID of every done, failed, cancelled or lost job (records "
+        "and logs); their outputs stay, and queued or running jobs are left alone",
     )
     by_id = {job.id: job for job in jobs}
     choice = url_selectbox(
@@ -304,6 +380,7 @@ st.caption(
     "page and they go on. Each lives in `jobs/ID/` of the runs directory (job.json, log.txt, "
     f"exit.json). Runs directory: `{root}`"
 )
+st.caption(limit_text())
 st.subheader("Start a job")
 capture_tab, sae_tab, batch_tab = st.tabs(["Capture", "SAE training", "Batch spec"])
 with capture_tab:

@@ -1,15 +1,19 @@
 """The Jobs page (AppTest): a capture started from its form becomes a real job that the list
 shows and selects in the URL; a fresh session (a reload) finds it again, running or done, with
 the link to its store; bad fields show the error and start nothing; the cancel button stops a
-job. In headless Chromium, the list follows a running job to its end without a reload, and its
+job; a queued job shows its place, and the delete buttons remove finished jobs' folders only. In headless Chromium, the list follows a running job to its end without a reload, and its
 link opens the store on the Explore page. Jobs run on the quick toy-lm."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from app_browser import browser_page, full_page_screenshot, needs_chromium, serve, shots_dir
 from streamlit.testing.v1 import AppTest
@@ -146,3 +150,57 @@ def test_the_list_follows_jobs_without_a_reload(runs, tmp_path):
         assert tab.evaluate("() => window.notReloaded === true")
         assert tab.locator('[data-testid="stException"]').count() == 0
     assert jobs.read_job(long.id, runs).state == "cancelled"
+
+
+def write_job(runs: Path, i: int, pid: int | None = None, **files: dict) -> Path:
+    """The folder of a capture job as its runner leaves it (`files`: name -> JSON payload)."""
+    folder = runs / "jobs" / f"20260101-00000{i}-capture-000{i}"
+    folder.mkdir(parents=True)
+    created = time.time() - 30 + i
+    pid_created = None if pid is None else psutil.Process(pid).create_time()
+    record = {"id": folder.name, "kind": "capture", "title": f"capture {i}",
+              "commands": [["true"]], "cwd": str(folder), "out": f"stores/s{i}", "fields": {},
+              "created": created, "pid": pid, "pid_created": pid_created}  # fmt: skip
+    (folder / "job.json").write_text(json.dumps(record))
+    for name, payload in files.items():
+        (folder / f"{name}.json").write_text(json.dumps(payload))
+    return folder
+
+
+def test_queue_place_and_the_delete_buttons(runs_dir, monkeypatch):
+    runs = runs_dir
+    monkeypatch.setenv(jobs.MAX_JOBS_ENV, "1")
+    runner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        now = time.time()
+        done = write_job(runs, 0, exit={"exit_code": 0, "finished": now, "started": now - 3})
+        failed = write_job(runs, 1, exit={"exit_code": 2, "finished": now, "started": now - 1})
+        queued = write_job(runs, 2, runner.pid, queue={"place": 2})  # its runner waits
+        (runs / "stores" / "s0").mkdir(parents=True)  # the done job's output
+        (runs / "stores" / "s0" / "manifest.json").write_text("{}")
+
+        at = page({"job": done.name})
+        assert "At most 1 job runs at once" in text_of(at)
+        table = at.dataframe[0].value
+        assert table["status"].tolist() == ["queued (2nd)", "failed", "done"]
+        assert table["elapsed"].tolist()[0].startswith("waiting ")
+        assert table["elapsed"].tolist()[1:] == ["1 s", "3 s"]
+        at.button(key=f"jobs-delete-{done.name}").click().run()
+        assert not at.exception, at.exception
+        assert f"Deleted job {done.name} (its output stays)" in at.success[0].value
+        assert not done.exists() and (runs / "stores" / "s0" / "manifest.json").is_file()
+        assert at.dataframe[0].value["job"].tolist() == [queued.name, failed.name]
+
+        at.selectbox(key="url-jobs-job").set_value(queued.name).run()
+        delete = at.button(key=f"jobs-delete-{queued.name}")
+        assert delete.disabled and "Cancel it first" in delete.help
+        assert "Waiting for its turn" in text_of(at)
+        at.button(key="jobs-delete-finished").click().run()
+        assert not at.exception, at.exception
+        assert "Deleted 1 finished job (their outputs stay)" in at.success[0].value
+        assert not failed.exists() and queued.is_dir()
+        assert [j.id for j in jobs.list_jobs(runs)] == [queued.name]
+        assert at.button(key="jobs-delete-finished").disabled
+    finally:
+        runner.kill()
+        runner.wait()

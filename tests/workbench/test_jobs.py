@@ -5,6 +5,7 @@ field; the progress parsers against the commands' real output formats."""
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import signal
@@ -19,7 +20,7 @@ import pytest
 import yaml
 from tqdm import tqdm
 
-from workbench import jobs
+from workbench import job_runner, job_state, jobs
 from workbench.errors import InputError
 from workbench.runsdir import RUNS_ENV
 from workbench.store import ActivationStore, StoreWriter
@@ -74,7 +75,7 @@ def captured(runs) -> str:
 @pytest.mark.slow
 def test_a_job_outlives_the_server_that_started_it(runs, captured):
     job = jobs.read_job(captured, runs)  # found from the files alone, in a fresh process
-    assert job.kind == "capture" and job.state in ("running", "done")
+    assert job.kind == "capture" and job.state in ("queued", "running", "done")
     assert captured in [j.id for j in jobs.list_jobs(runs)]
     job = jobs.wait_job(captured, runs, timeout_s=WAIT_S)
     assert job.state == "done" and job.exit_code == 0, jobs.log_tail(job)
@@ -150,7 +151,7 @@ def test_cancel_a_long_running_job(runs):
     )
     deadline = time.monotonic() + WAIT_S
     while not job.progress:  # cancel it once it is capturing, not while it starts
-        assert job.state == "running" and time.monotonic() < deadline, jobs.log_tail(job)
+        assert job.active and time.monotonic() < deadline, jobs.log_tail(job)
         time.sleep(0.3)
         job = jobs.read_job(job.id, runs)
     with pytest.raises(InputError, match="writing to 'stores/long'"):
@@ -404,3 +405,236 @@ def test_log_tail_shows_what_a_terminal_shows(tmp_path):
     assert lines[0] == "$ workbench capture" and lines[-1] == "stored 4 rows"
     assert lines[1].startswith("capture: 100%") and "\r" not in lines[1] and len(lines) == 3
     assert jobs.log_tail(job, max_lines=1) == "stored 4 rows"
+
+
+# -- the queue: at most max_jobs() run at once, first in, first out --------------------------
+
+
+def gated_job(root: Path, name: str, gate: Path | None = None) -> jobs.Job:
+    """A real job (a real runner, in the queue) whose one command, a bare python, waits for the
+    file `gate` to exist (None: ends at once), so that the test decides when it ends."""
+    code = "import pathlib, sys, time\nprint('ran', flush=True)\n"
+    if gate is not None:
+        code += f"while not pathlib.Path({str(gate)!r}).exists():\n    time.sleep(0.02)\n"
+    argv = [sys.executable, "-I", "-c", code]
+    return job_state.launch(root, jobs.new_id("capture"), "capture", name, [argv], root / name, {})
+
+
+def until(root: Path, job_id: str, check, what: str, timeout_s: float = 60.0) -> jobs.Job:
+    """The job once `check(job)` holds (AssertionError naming `what` after `timeout_s`)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        job = jobs.read_job(job_id, root)
+        if check(job):
+            return job
+        assert time.monotonic() < deadline, f"{job_id} never {what}: {job.label}\n" + (
+            jobs.log_tail(job)
+        )
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def queue_root(tmp_path, monkeypatch):
+    """An empty runs directory, a limit of 1; every job in it ended after the test."""
+    monkeypatch.setenv(jobs.MAX_JOBS_ENV, "1")
+    root = tmp_path / "runs"
+    root.mkdir()
+    yield root
+    stop_all(root)
+
+
+@pytest.mark.slow
+def test_the_queue_runs_one_job_at_a_time_in_order(queue_root, tmp_path):
+    gate_a, gate_b = tmp_path / "gate-a", tmp_path / "gate-b"
+    a = gated_job(queue_root, "a", gate_a)
+    b = gated_job(queue_root, "b", gate_b)
+    c = gated_job(queue_root, "c")
+    assert json.loads((b.folder / "job.json").read_text())["max_jobs"] == 1
+    until(queue_root, a.id, lambda j: j.state == "running", "ran")
+    b = until(queue_root, b.id, lambda j: j.queue_place == 1, "queued 1st")
+    c = until(queue_root, c.id, lambda j: j.queue_place == 2, "queued 2nd")
+    assert (b.label, c.label) == ("queued (1st)", "queued (2nd)")
+    assert b.active and b.started is None and b.elapsed_s() == 0 and b.progress is None
+    assert not (b.folder / "started.json").exists() and "ran" not in jobs.log_tail(b)
+    a = jobs.read_job(a.id, queue_root)
+    assert a.label == "running" and a.started is not None and a.started >= a.created
+
+    gate_a.touch()  # a ends: b runs, c moves up
+    b = until(queue_root, b.id, lambda j: j.state == "running", "ran")
+    c = until(queue_root, c.id, lambda j: j.queue_place == 1, "moved up")
+    gate_b.touch()
+    ended = [jobs.wait_job(j.id, queue_root, timeout_s=60) for j in (a, b, c)]
+    assert [j.state for j in ended] == ["done"] * 3
+    spans = [(j.started, j.finished) for j in ended]
+    assert all(start is not None and end is not None for start, end in spans)
+    for (_, end), (start, _) in itertools.pairwise(spans):
+        assert end <= start  # type: ignore[operator]  # no two ran at once, in creation order
+    a, b, c = ended
+    assert 0 < b.elapsed_s() < b.finished - b.created  # type: ignore[operator]  # not the wait
+    assert b.waited_s() == pytest.approx(b.started - b.created)  # type: ignore[operator]
+    log = (c.folder / "log.txt").read_text()
+    assert "place 2 in the queue" in log and "place 1 in the queue" in log
+    assert log.index("starting after") < log.index("ran")
+    assert not (c.folder / "queue.json").exists()
+
+
+@pytest.mark.slow
+def test_cancelling_a_queued_job_ends_it_before_it_runs(queue_root, tmp_path):
+    gate = tmp_path / "gate-a"
+    a = gated_job(queue_root, "a", gate)
+    b = gated_job(queue_root, "b")
+    b = until(queue_root, b.id, lambda j: j.queue_place == 1, "queued")
+    b = jobs.cancel_job(b.id, queue_root)
+    assert b.label in ("queued (cancelling)", "cancelled")  # the runner ends within POLL_S
+    b = jobs.wait_job(b.id, queue_root, timeout_s=30)
+    assert b.state == "cancelled" and b.started is None and b.elapsed_s() == 0
+    ended = json.loads((b.folder / "exit.json").read_text())
+    assert ended["cancelled"] is True and ended["commands_run"] == 0 and ended["started"] is None
+    assert not (b.folder / "started.json").exists()
+    log = (b.folder / "log.txt").read_text()
+    assert "cancelled after" in log and "$ " not in log and "ran" not in log
+    assert gone(b.pid, queue_root)
+    assert jobs.read_job(a.id, queue_root).state == "running"  # the one ahead goes on
+    gate.touch()
+    assert jobs.wait_job(a.id, queue_root, timeout_s=30).state == "done"
+
+
+@pytest.mark.slow
+def test_lost_jobs_hold_no_place_in_the_queue(queue_root):
+    old = time.time() - 600
+    lost = fake_job(queue_root, "20250101-000000-capture-0000", dead_pid())
+    never = fake_job(queue_root, "20250101-000001-capture-0001", None)  # launcher died
+    reused = fake_job(queue_root, "20250101-000002-capture-0002", os.getpid())
+    for folder in (lost, never, reused):
+        record = json.loads((folder / "job.json").read_text())
+        record.update(created=old, pid_created=old if folder != reused else 12345.0)
+        (folder / "job.json").write_text(json.dumps(record))
+    (lost / "started.json").write_text(json.dumps({"started": old}))
+    assert [j.label for j in jobs.list_jobs(queue_root)] == ["failed (lost)"] * 3
+    job = jobs.wait_job(gated_job(queue_root, "after").id, queue_root, timeout_s=60)
+    assert job.state == "done", jobs.log_tail(job)
+    assert "waiting for its turn" not in jobs.log_tail(job)
+
+
+@pytest.mark.slow
+def test_a_higher_limit_runs_jobs_side_by_side(queue_root, tmp_path, monkeypatch):
+    monkeypatch.setenv(jobs.MAX_JOBS_ENV, "2")
+    gate = tmp_path / "gate-a"
+    a = gated_job(queue_root, "a", gate)
+    b = jobs.wait_job(gated_job(queue_root, "b").id, queue_root, timeout_s=60)
+    assert b.state == "done" and "waiting for its turn" not in jobs.log_tail(b)
+    assert jobs.read_job(a.id, queue_root).state == "running"  # b ran while a did
+    gate.touch()
+    assert jobs.wait_job(a.id, queue_root, timeout_s=30).state == "done"
+
+
+def test_max_jobs_comes_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv(jobs.MAX_JOBS_ENV, raising=False)
+    assert jobs.max_jobs() == 1
+    monkeypatch.setenv(jobs.MAX_JOBS_ENV, " 3 ")
+    assert jobs.max_jobs() == 3
+    for bad in ["0", "-1", "two", "1.5"]:
+        monkeypatch.setenv(jobs.MAX_JOBS_ENV, bad)
+        with pytest.raises(InputError, match=f"WORKBENCH_MAX_JOBS='{bad}': give a whole"):
+            jobs.max_jobs()
+    with pytest.raises(InputError, match="WORKBENCH_MAX_JOBS"):  # nothing starts
+        gated_job(tmp_path, "x")
+    assert not (tmp_path / "jobs").exists()
+
+
+def test_queued_and_running_from_the_files(tmp_path):
+    """A live runner without started.json waits in the queue (its place from queue.json); with it,
+    its commands run. A job from before the queue counts its time from its creation."""
+    runner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        folder = fake_job(tmp_path, "20250101-000000-capture-0000", runner.pid)
+        record = json.loads((folder / "job.json").read_text())
+        record["pid_created"] = psutil.Process(runner.pid).create_time()
+        (folder / "job.json").write_text(json.dumps(record))
+        job = jobs.read_job(folder.name, tmp_path)
+        assert (job.state, job.label, job.queue_place, job.started) == ("queued",) * 2 + (None,) * 2
+        (folder / "queue.json").write_text(json.dumps({"place": 3}))
+        assert jobs.read_job(folder.name, tmp_path).label == "queued (3rd)"
+        (folder / "started.json").write_text(json.dumps({"started": record["created"] + 2}))
+        job = jobs.read_job(folder.name, tmp_path)
+        assert (job.state, job.queue_place, job.started) == ("running", None, record["created"] + 2)
+        assert job.waited_s() == pytest.approx(2.0)
+    finally:
+        runner.kill()
+        runner.wait()
+    legacy = fake_job(
+        tmp_path, "20250101-000001-capture-0001", 1, exit={"exit_code": 0, "finished": 2e9}
+    )
+    job = jobs.read_job(legacy.name, tmp_path)
+    assert job.started == job.created and job.elapsed_s() == 2e9 - job.created
+    assert [job_state.ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 101)] == [
+        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st"
+    ]  # fmt: skip
+
+
+def test_the_runners_liveness_check_agrees_with_psutil():
+    """The runner (standard library only) tells a live runner from a dead, zombie or reused pid
+    as `job_state` does with psutil."""
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    zombie = subprocess.Popen(["true"])
+    try:
+        created = psutil.Process(live.pid).create_time()
+        assert job_runner.pid_alive(live.pid, created) and job_runner.pid_alive(live.pid, None)
+        assert not job_runner.pid_alive(live.pid, created - 5)  # a reused pid
+        assert not job_runner.pid_alive(dead_pid(), None)
+        deadline = time.monotonic() + 10
+        while psutil.Process(zombie.pid).status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert not job_runner.pid_alive(zombie.pid, None)
+        for pid, made in [(live.pid, created), (live.pid, created - 5), (zombie.pid, None)]:
+            assert job_runner.pid_alive(pid, made) == job_state._alive(pid, made)
+    finally:
+        live.kill()
+        live.wait()
+        zombie.wait()
+
+
+# -- clean-up: a finished job's folder, never its output -------------------------------------
+
+
+def test_delete_removes_only_a_finished_jobs_folder(tmp_path):
+    now = time.time()
+    done = fake_job(tmp_path, "20250101-000000-capture-0000", None, exit={"exit_code": 0})
+    failed = fake_job(tmp_path, "20250101-000001-capture-0001", None, exit={"exit_code": 1})
+    cancelled = fake_job(tmp_path, "20250101-000002-capture-0002", dead_pid(), cancel={})
+    lost = fake_job(tmp_path, "20250101-000003-capture-0003", dead_pid())
+    queued = fake_job(tmp_path, "20250101-000004-capture-0004", None)  # launching
+    (tmp_path / "stores" / "x").mkdir(parents=True)  # the jobs' output
+    (tmp_path / "stores" / "x" / "manifest.json").write_text("{}")
+    assert jobs.read_job(queued.name, tmp_path).created > now - 60
+
+    with pytest.raises(InputError, match=r"is queued: cancel it first \(only a finished job"):
+        jobs.delete_job(queued.name, tmp_path)
+    for bad in ["../../stores/x", "..", "", "20250101-000009-capture-0009", "stores"]:
+        with pytest.raises(InputError, match="no job"):
+            jobs.delete_job(bad, tmp_path)
+    assert jobs.delete_job(done.name, tmp_path).state == "done"
+    assert not done.exists() and (tmp_path / "stores" / "x" / "manifest.json").is_file()
+    with pytest.raises(InputError, match="no job"):  # already gone
+        jobs.delete_job(done.name, tmp_path)
+
+    deleted = jobs.delete_finished_jobs(tmp_path)
+    assert sorted(deleted) == sorted(f.name for f in (failed, cancelled, lost))
+    assert [j.id for j in jobs.list_jobs(tmp_path)] == [queued.name]
+    assert (tmp_path / "stores" / "x" / "manifest.json").is_file()
+    assert jobs.delete_finished_jobs(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_delete_refuses_a_running_job(queue_root, tmp_path):
+    gate = tmp_path / "gate-a"
+    job = until(queue_root, gated_job(queue_root, "a", gate).id, lambda j: j.started, "ran")
+    assert job.state == "running"
+    with pytest.raises(InputError, match="is running: cancel it first"):
+        jobs.delete_job(job.id, queue_root)
+    assert job.folder.is_dir() and jobs.delete_finished_jobs(queue_root) == []
+    gate.touch()
+    jobs.wait_job(job.id, queue_root, timeout_s=30)
+    jobs.delete_job(job.id, queue_root)
+    assert not job.folder.exists() and jobs.list_jobs(queue_root) == []
