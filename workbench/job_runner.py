@@ -171,7 +171,7 @@ def jobs_ahead(folder: Path, job: dict[str, Any]) -> list[str]:
     for other in others:
         if other.name.startswith(".") or (other / EXIT_FILE).exists():
             continue  # a finished job costs one look
-        record = _read_json(other / JOB_FILE)
+        record = read_json(other / JOB_FILE)
         try:
             key = (float(record["created"]), str(record["id"])) if record else None
         except (KeyError, TypeError, ValueError):
@@ -232,7 +232,8 @@ def _boot_time() -> float:
     raise OSError("no btime in /proc/stat")
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object in `path`, or None when it is missing, unreadable or not an object."""
     try:
         value = json.loads(path.read_text())
     except (OSError, ValueError):

@@ -22,7 +22,6 @@ the same. A finished job's folder can be deleted (`delete_job`); its output stay
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import secrets
@@ -45,6 +44,7 @@ from workbench.job_runner import (
     LOG_FILE,
     QUEUE_FILE,
     START_FILE,
+    read_json,
     write_json_atomic,
 )
 from workbench.runsdir import runs_root
@@ -121,7 +121,7 @@ def list_jobs(root: Path | None = None) -> list[Job]:
     root = (root or runs_root()).resolve()
     jobs = []
     for path in (root / JOBS_DIR).glob(f"*/{JOB_FILE}"):
-        record = _read_json(path)
+        record = read_json(path)
         if record is not None and _ID.match(path.parent.name):
             jobs.append(_job(path.parent, record))
     return sorted(jobs, key=lambda job: (job.created, job.id), reverse=True)
@@ -132,7 +132,7 @@ def read_job(job_id: str, root: Path | None = None) -> Job:
     _reap()
     root = (root or runs_root()).resolve()
     folder = root / JOBS_DIR / job_id
-    record = _read_json(folder / JOB_FILE) if _ID.match(job_id) else None
+    record = read_json(folder / JOB_FILE) if _ID.match(job_id) else None
     if record is None:
         known = [job.id for job in list_jobs(root)]
         raise InputError(f"no job {job_id!r} under {root / JOBS_DIR}; jobs: {known[:10]}")
@@ -268,20 +268,20 @@ def new_id(kind: str) -> str:
 
 def _job(folder: Path, record: dict[str, Any]) -> Job:
     cancel_requested = (folder / CANCEL_FILE).exists()
-    ended = _read_json(folder / EXIT_FILE)
-    begun = _read_json(folder / START_FILE)
+    ended = read_json(folder / EXIT_FILE)
+    begun = read_json(folder / START_FILE)
     created = float(record["created"])
     state, lost, place = "queued", False, None
     if ended is None and record.get("pid") is not None:
         if _alive(record["pid"], record.get("pid_created")):
             if begun is None:
-                begun = _read_json(folder / START_FILE)  # it may have started meanwhile
+                begun = read_json(folder / START_FILE)  # it may have started meanwhile
             if begun is not None:
                 state = "running"
             else:  # its runner waits for its turn (or is starting)
-                place = (_read_json(folder / QUEUE_FILE) or {}).get("place")
+                place = (read_json(folder / QUEUE_FILE) or {}).get("place")
         else:
-            ended = _read_json(folder / EXIT_FILE)  # it may have ended since the first look
+            ended = read_json(folder / EXIT_FILE)  # it may have ended since the first look
             if ended is None:
                 state, lost = ("cancelled", False) if cancel_requested else ("failed", True)
     elif ended is None and cancel_requested:
@@ -350,14 +350,6 @@ def within(path: Path, root: Path) -> bool:
 def _overlap(a: Path, b: Path) -> bool:
     """Whether folders `a` and `b` are the same or one holds the other."""
     return within(a, b) or within(b, a)
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def _shown(line: str) -> str:
