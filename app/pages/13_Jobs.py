@@ -143,7 +143,8 @@ def capture_form() -> None:
     models = capture_models(root)
     model = st.selectbox(
         "Model",
-        sorted(models, key=lambda n: not models[n]["built"]),  # built ones first
+        # built ones first, toy-lm (the richest zoo model: labels, checkpoints) first of those
+        sorted(models, key=lambda n: (not models[n]["built"], n != "toy-lm")),
         key=f"{PAGE}-capture-model",
         format_func=lambda n: (
             n if models[n]["built"] else f"{n} (not built yet: the job builds it)"
