@@ -17,14 +17,15 @@ so it outlives the Streamlit script run that started it, a page reload and the a
 it leads the job's process group, which `workbench.jobs.cancel_job` sends SIGTERM to.
 
 Standard library only, on purpose: the runner only waits beside a command that loads torch
-itself, and importing the `workbench` package (torch with it) would cost it about 3 s and 200 MB
-for nothing. `-I` keeps this file's folder off `sys.path`, so `workbench/`'s modules cannot
+itself, and importing the `workbench` package (torch with it) would cost it over a second and about 225 MB
+(measured) for nothing. `-I` keeps this file's folder off `sys.path`, so `workbench/`'s modules cannot
 shadow the standard library.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shlex
@@ -224,6 +225,7 @@ def pid_alive(pid: int, created: float | None) -> bool:
     return abs(started - created) < START_TOLERANCE_S
 
 
+@functools.lru_cache(maxsize=1)
 def _boot_time() -> float:
     with open("/proc/stat", "rb") as fh:
         for line in fh:

@@ -342,14 +342,9 @@ def ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
-def within(path: Path, root: Path) -> bool:
-    """Whether `path` is `root` or lies inside it (both resolved)."""
-    return path == root or root in path.parents
-
-
 def _overlap(a: Path, b: Path) -> bool:
     """Whether folders `a` and `b` are the same or one holds the other."""
-    return within(a, b) or within(b, a)
+    return a.is_relative_to(b) or b.is_relative_to(a)
 
 
 def _shown(line: str) -> str:

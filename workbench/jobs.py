@@ -50,7 +50,6 @@ from workbench.job_state import (
     new_id,
     read_job,
     wait_job,
-    within,
 )
 from workbench.runsdir import inside_runs, runs_root
 
@@ -114,12 +113,7 @@ def start_capture(
     _choice("device", device, DEVICES)
     patterns = _sites(sites)
     out_dir = _out(out, root)
-    try:
-        parse_positions(positions)
-    except ValueError:  # int() of a slice part raises a plain ValueError
-        raise InputError(
-            f"bad positions {positions!r}; valid: all, last, an integer, or START:STOP[:STEP]"
-        ) from None
+    parse_positions(positions)
     argv = [
         *_workbench(),
         "capture",
@@ -174,7 +168,7 @@ def start_sae(
     site = _choice("site", site, stores[store]["sites"])
     _choice("arch", arch, SAE_ARCHITECTURES)
     store_dir, out_dir = root / store, _out(out, root)
-    if out_dir == store_dir or store_dir in out_dir.parents:
+    if out_dir.is_relative_to(store_dir):
         raise InputError(f"out {out!r} lies inside the store {store!r}; pick a folder beside it")
     if (out_dir / "sae.safetensors").exists():
         raise InputError(f"out {out!r} already holds a trained SAE; pick another folder")
@@ -245,7 +239,7 @@ def start_batch(
     if parsed.stores is not None:
         stores = Path(parsed.stores)
         located = stores.resolve() if stores.is_absolute() else (folder / stores).resolve()
-        if "://" in parsed.stores or not within(located, root):
+        if "://" in parsed.stores or not located.is_relative_to(root):
             raise InputError(
                 f"the spec's stores {parsed.stores!r} lie outside the runs directory {root}; "
                 "leave it out (stores go beside the results) or name a folder inside it"
@@ -295,11 +289,13 @@ def batch_specs(root: Path | None = None, max_depth: int = 3) -> list[str]:
     """YAML files under the runs directory (outside jobs/), relative to it, sorted."""
     root = (root or runs_root()).resolve()
     found = []
-    for path in sorted([*root.glob("**/*.yaml"), *root.glob("**/*.yml")]):
-        relative = path.relative_to(root)
-        if len(relative.parts) <= max_depth and relative.parts[0] != JOBS_DIR:
-            found.append(str(relative))
-    return found
+    for depth in range(max_depth):  # level by level: never walks a store's chunk files
+        for pattern in ("*.yaml", "*.yml"):
+            for path in root.glob("/".join(["*"] * depth + [pattern])):
+                relative = path.relative_to(root)
+                if relative.parts[0] != JOBS_DIR:
+                    found.append(str(relative))
+    return sorted(found)
 
 
 def _workbench() -> list[str]:
@@ -360,7 +356,7 @@ def _out(out: str, root: Path) -> Path:
             f"out {out!r} must be a folder inside the runs directory {root}, given relative to "
             "it (e.g. stores/toy-lm-grammar), with no '..' or absolute path"
         )
-    if path == root / JOBS_DIR or root / JOBS_DIR in path.parents:
+    if path.is_relative_to(root / JOBS_DIR):
         raise InputError(f"out {out!r} lies in {JOBS_DIR}/, which holds the jobs themselves")
     if path.exists() and not path.is_dir():
         raise InputError(f"out {out!r} exists and is not a folder")

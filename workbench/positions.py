@@ -35,7 +35,12 @@ def parse_positions(text: str) -> PositionSpec:
     if text in ("all", "last"):
         return text
     if ":" in text:
-        parts = [int(p) if p.strip() else None for p in text.split(":")]
+        try:
+            parts = [int(p) if p.strip() else None for p in text.split(":")]
+        except ValueError:
+            raise InputError(
+                f"bad positions {text!r}; valid: all, last, an integer, or START:STOP[:STEP]"
+            ) from None
         if len(parts) > 3:
             raise InputError(f"bad position slice {text!r}; use START:STOP[:STEP]")
         return slice(*parts)

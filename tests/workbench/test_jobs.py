@@ -599,7 +599,6 @@ def test_the_runners_liveness_check_agrees_with_psutil():
 
 
 def test_delete_removes_only_a_finished_jobs_folder(tmp_path):
-    now = time.time()
     done = fake_job(tmp_path, "20250101-000000-capture-0000", None, exit={"exit_code": 0})
     failed = fake_job(tmp_path, "20250101-000001-capture-0001", None, exit={"exit_code": 1})
     cancelled = fake_job(tmp_path, "20250101-000002-capture-0002", dead_pid(), cancel={})
@@ -607,7 +606,6 @@ def test_delete_removes_only_a_finished_jobs_folder(tmp_path):
     queued = fake_job(tmp_path, "20250101-000004-capture-0004", None)  # launching
     (tmp_path / "stores" / "x").mkdir(parents=True)  # the jobs' output
     (tmp_path / "stores" / "x" / "manifest.json").write_text("{}")
-    assert jobs.read_job(queued.name, tmp_path).created > now - 60
 
     with pytest.raises(InputError, match=r"is queued: cancel it first \(only a finished job"):
         jobs.delete_job(queued.name, tmp_path)
