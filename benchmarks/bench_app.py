@@ -5,7 +5,7 @@ an exception.
 
 Run from the repository root after `workbench demo` (or point --runs at any runs directory)::
 
-    python benchmarks/bench_app.py                  # ~8 min on 2 cores
+    python benchmarks/bench_app.py                  # 388 s on 2 cores (2026-11-23)
     python benchmarks/bench_app.py --sessions 4 --rounds 1
 
 A page counts as loaded when it shows at least one drawn plotly chart and Streamlit reports that

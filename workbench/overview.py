@@ -79,13 +79,12 @@ def site_headlines(root: Path, store: str) -> pd.DataFrame:
 
 
 def batch_folders(root: Path, max_depth: int = 4) -> list[Path]:
-    """Batch result folders (plan.json beside results.parquet) under `root`."""
-    return [
-        p.parent
-        for p in sorted(root.glob("**/plan.json"))
-        if len(p.parent.relative_to(root).parts) <= max_depth
-        and (p.parent / "results.parquet").is_file()
+    """Batch result folders (plan.json beside results.parquet) under `root`, at most `max_depth`
+    folders deep; searched level by level, so no store's chunk files are walked."""
+    plans = [
+        p for d in range(max_depth + 1) for p in root.glob("/".join(["*"] * d + ["plan.json"]))
     ]
+    return [p.parent for p in sorted(plans) if (p.parent / "results.parquet").is_file()]
 
 
 def training_curves(root: Path, model: str) -> pd.DataFrame:
@@ -110,7 +109,7 @@ def training_curves(root: Path, model: str) -> pd.DataFrame:
     return pd.DataFrame(list(out.values()))
 
 
-def _link(page: str, **params: Any) -> str:
+def page_link(page: str, **params: Any) -> str:
     """A relative link to an app page with URL parameters (slashes and commas kept readable)."""
     return f"{page}?{urlencode(params, safe='/,')}"
 
@@ -136,22 +135,22 @@ def site_links(store: str, site: str, sites: Sequence[str]) -> list[dict[str, st
     return [
         {
             "page": "Geometry",
-            "url": _link("Geometry", store=path, site=site),
+            "url": page_link("Geometry", store=path, site=site),
             "what": "intrinsic dimension, anisotropy, rank through depth, this site marked",
         },
         {
             "page": "Explore",
-            "url": _link("Explore", store=path, site=site),
+            "url": page_link("Explore", store=path, site=site),
             "what": "a map of this site's rows; select points to contrast them",
         },
         {
             "page": "Massive",
-            "url": _link("Massive", store=path, site=site),
+            "url": page_link("Massive", store=path, site=site),
             "what": "the largest activations at this site, their dims and tokens",
         },
         {
             "page": "Similarity",
-            "url": _link("Similarity", store=path, cell=f"{site},{partner}"),
+            "url": page_link("Similarity", store=path, cell=f"{site},{partner}"),
             "what": f"this site vs `{partner}` under every similarity measure",
         },
     ]
@@ -181,14 +180,14 @@ def sae_reports_at(root: Path, store: str, site: str, top: int = 5) -> list[dict
                     "latent": latent,
                     "label": f"{best['label']}={best['value']}",
                     "f1": float(best["f1"]),
-                    "url": _link("SAE_features", features=report, latent=latent),
+                    "url": page_link("SAE_features", features=report, latent=latent),
                 }
         found.append(
             {
                 "report": report,
                 "sae": str(meta.get("sae", "")),
                 "n_rows": info.get("n_rows"),
-                "url": _link("SAE_features", features=report),
+                "url": page_link("SAE_features", features=report),
                 "latents": list(latents.values()),
             }
         )
@@ -218,7 +217,7 @@ def codebooks_at(root: Path, store: str, site: str) -> list[dict[str, Any]]:
             {
                 "code": int(c),
                 "usage": float(u),
-                "url": _link("Codebooks", model=folder, site=site, code=int(c)),
+                "url": page_link("Codebooks", model=folder, site=site, code=int(c)),
             }
             for c, u in top
         ]
@@ -228,7 +227,7 @@ def codebooks_at(root: Path, store: str, site: str) -> list[dict[str, Any]]:
                 "base": base,
                 "n_codes": config.get("n_codes"),
                 "k": config.get("k"),
-                "url": _link("Codebooks", model=folder, site=site),
+                "url": page_link("Codebooks", model=folder, site=site),
                 "codes": codes,
             }
         )

@@ -13,7 +13,6 @@ the URL (`site`); a link with one opens with its row selected.
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import quote
 
 import plotly.express as px
 import streamlit as st
@@ -23,6 +22,7 @@ from workbench.app_state import url_selectbox
 from workbench.overview import (
     CURVES,
     layer_panel,
+    page_link,
     result_stores,
     site_headlines,
     training_curves,
@@ -168,12 +168,24 @@ if metrics:
     st.caption("Sites in layer order along each x axis (hover for the name).")
 
 st.subheader("Drill down")
-store_path = quote(f"stores/{store}")
+store_path = f"stores/{store}"
 links = [
-    ("Geometry", f"Geometry?store={store_path}", "intrinsic dimension, anisotropy, rank per site"),
-    ("Massive", f"Massive?store={store_path}", "the largest activations, their dims and tokens"),
-    ("Similarity", f"Similarity?store={store_path}", "layer x layer similarity"),
-    ("Explore", f"Explore?store={store_path}", "a map of one layer's rows; select to contrast"),
+    (
+        "Geometry",
+        page_link("Geometry", store=store_path),
+        "intrinsic dimension, anisotropy, rank per site",
+    ),
+    (
+        "Massive",
+        page_link("Massive", store=store_path),
+        "the largest activations, their dims and tokens",
+    ),
+    ("Similarity", page_link("Similarity", store=store_path), "layer x layer similarity"),
+    (
+        "Explore",
+        page_link("Explore", store=store_path),
+        "a map of one layer's rows; select to contrast",
+    ),
     ("SAE features", "SAE_features", "features of the SAEs trained on this run's stores"),
     ("Batch", "Batch", "every metric over checkpoints, as heatmaps"),
 ]

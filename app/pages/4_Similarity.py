@@ -20,7 +20,6 @@ model).
 from __future__ import annotations
 
 from functools import partial
-from urllib.parse import urlencode
 
 import numpy as np
 import pandas as pd
@@ -31,6 +30,7 @@ import streamlit as st
 from workbench.app_export import show_figure, show_table
 from workbench.app_state import url_selectbox
 from workbench.errors import WorkbenchError
+from workbench.overview import page_link
 from workbench.runsdir import checkpoint_series, inside_runs, runs_root, stores_by_path
 from workbench.store import ActivationStore
 
@@ -207,8 +207,7 @@ def show_map(
 
 
 def explore_link(store: str, site: str, compare: str | None = None) -> str:
-    query = {"store": store, "site": site, **({"compare": compare} if compare else {})}
-    return "Explore?" + urlencode(query, safe="/")
+    return page_link("Explore", store=store, site=site, **({"compare": compare} if compare else {}))
 
 
 def pair_panel(

@@ -79,7 +79,6 @@ direction = url_selectbox(
     choices,
     "direction",
     page=PAGE,
-    default=lambda wanted: "positive sentiment" if wanted is None else choices[0],
     container=left,
 )
 site = url_selectbox(
