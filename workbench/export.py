@@ -53,7 +53,7 @@ def png_config(name: str) -> dict[str, Any]:
 
 def figure_html(fig: Any, name: str | None = None) -> str:
     """A self-contained HTML page of plotly figure `fig`: plotly.js is embedded inline
-    (`include_plotlyjs=True`, about 4.6 MB, never a CDN `<script src>`), so it opens offline and
+    (`include_plotlyjs=True`, about 4.6 MiB, never a CDN `<script src>`), so it opens offline and
     stays interactive, its toolbar's PNG button included. `name`: the page title and the PNG's
     file name (default: the figure's title, else "figure")."""
     import plotly.io as pio

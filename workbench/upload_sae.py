@@ -2,8 +2,8 @@
 safetensors file, in our format or SAELens's (told by the config).
 
 What this module holds: reading a zip in memory (`read_zip`: member names checked against
-traversal, at most `uploads.ZIP_MAX_MEMBERS` files, a running byte count against the limit
-against zip bombs, nothing extracted by name), picking the config and weights out of the
+traversal, at most `uploads.ZIP_MAX_MEMBERS` files, the declared unpacked size against the
+limit against zip bombs, nothing extracted by name), picking the config and weights out of the
 upload, checking the config's dimensions against the weights' header before anything is
 loaded, and `import_sae`. The shared machinery (names, size checks, staging, provenance,
 `Imported`) and the limits live in `workbench.uploads`; this module imports from it, never the
@@ -70,12 +70,13 @@ def _member_name(name: str, archive: str) -> str:
     return path.name
 
 
-def read_zip(data: bytes, filename: str, limit: int | None = None) -> dict[str, bytes]:
+def read_zip(data: bytes, filename: str) -> dict[str, bytes]:
     """Base name -> bytes of a zip's files, never extracted to disk by their names. Refused:
-    bad member names, more than `uploads.ZIP_MAX_MEMBERS` files, a total uncompressed size over
-    `limit` (default `uploads.SAE_LIMIT`; counted while reading, whatever the headers claim),
-    encrypted members."""
-    limit = uploads.SAE_LIMIT if limit is None else limit
+    bad member names, more than `uploads.ZIP_MAX_MEMBERS` files, a declared uncompressed size
+    over `uploads.SAE_LIMIT`, encrypted members. A header that understates a member's size cannot
+    get more past the limit: `zipfile` stops each member at its declared size, and the cut-short
+    member then fails its CRC check (refused as unreadable)."""
+    limit = uploads.SAE_LIMIT
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as exc:
@@ -99,24 +100,14 @@ def read_zip(data: bytes, filename: str, limit: int | None = None) -> dict[str, 
                 f"{filename!r} unpacks to {declared / MiB:.1f} MiB; the limit is "
                 f"{limit / MiB:g} MiB"
             )
-        members, total = {}, 0
+        members = {}
         for info, base in zip(infos, names, strict=True):
-            parts = []
             try:
-                with archive.open(info) as fh:
-                    while chunk := fh.read(MiB):
-                        total += len(chunk)
-                        if total > limit:
-                            raise InputError(
-                                f"{filename!r} unpacks to more than {limit / MiB:g} MiB (its "
-                                "headers claim less): refused"
-                            )
-                        parts.append(chunk)
+                members[base] = archive.read(info)
             except (RuntimeError, zipfile.BadZipFile, NotImplementedError, OSError) as exc:
                 raise InputError(
                     f"{filename!r}: cannot read member {info.filename!r}: {exc}"
                 ) from exc
-            members[base] = b"".join(parts)
     return members
 
 

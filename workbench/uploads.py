@@ -18,8 +18,8 @@ Where each kind lands, so that the pages that read it find it:
 Safety: the size is checked against the kind's limit before any parsing; nothing is unpickled
 (`.npy` through `np.load(allow_pickle=False)`, safetensors, JSON, tables through
 `workbench.sources.load_array`); a zip's member names are checked (no paths out of it) and its
-members are read with a running byte count against the limit (zip bombs), never extracted by
-name. Names are sanitised to `[A-Za-z0-9._-]` without leading dots or `..`, and an existing name
+declared unpacked size is held to the limit (zip bombs; `zipfile` reads no member past its
+declared size), never extracted by name. Names are sanitised to `[A-Za-z0-9._-]` without leading dots or `..`, and an existing name
 is refused, never overwritten. Everything is written into a hidden `.partial-*` folder beside its
 destination and renamed into place at the end; a failure removes the folder. A store is moved
 while still incomplete and only marked complete in its final place, so a failed upload never
@@ -54,8 +54,9 @@ from workbench.runsdir import runs_root
 MiB = 1 << 20
 # Limits on what one upload may hold, checked before parsing. Every kind's live here, beside
 # MAX_UPLOAD_MB derived from them; `workbench.upload_sae` reads the SAE ones at call time.
-# Activations: 512 MiB is ~1.3M rows of 100 float32 dims or ~170k rows of 768; while parsing,
-# the app holds about twice that in RAM.
+# Activations: 512 MiB is ~1.3M rows of 100 float32 dims or ~175k rows of 768; while parsing,
+# the app holds 2-3x the file in RAM for .npy/.safetensors and about 6x for tables (peaks
+# measured on float32 files of 128-194 MiB).
 ACTIVATIONS_LIMIT = 512 * MiB
 # A steering vector is one (d,) row: 16 MiB is d = 4M float32, far above any model width.
 VECTOR_LIMIT = 16 * MiB

@@ -20,9 +20,12 @@ from workbench.errors import WorkbenchError
 from workbench.runsdir import runs_root
 from workbench.upload_sae import import_sae
 from workbench.uploads import (
+    ACTIVATION_FORMATS,
     ACTIVATIONS_LIMIT,
     DEFAULT_SITE,
+    SAE_FORMATS,
     SAE_LIMIT,
+    VECTOR_FORMATS,
     VECTOR_LIMIT,
     MiB,
     import_activations,
@@ -81,7 +84,7 @@ with st.form("upload-activations"):
     acts_file = st.file_uploader(
         f"A (rows, width) matrix, at most {limit(ACTIVATIONS_LIMIT)}: .npy, .safetensors (one "
         "site per 2-D tensor), .csv or .parquet (numeric columns)",
-        type=["npy", "safetensors", "csv", "parquet"],
+        type=[f.lstrip(".") for f in ACTIVATION_FORMATS],
         max_upload_size=ACTIVATIONS_LIMIT // MiB,
     )
     c1, c2, c3 = st.columns(3)
@@ -122,7 +125,7 @@ built = [r["name"] for r in list_zoo() if r["built"] and r["name"] == VECTOR_MOD
 with st.form("upload-vector"):
     vector_file = st.file_uploader(
         f"A 1-D (width,) vector, at most {limit(VECTOR_LIMIT)}: .npy or .safetensors (one tensor)",
-        type=["npy", "safetensors"],
+        type=[f.lstrip(".") for f in VECTOR_FORMATS],
         max_upload_size=VECTOR_LIMIT // MiB,
     )
     c1, c2, c3 = st.columns(3)
@@ -165,7 +168,7 @@ with st.form("upload-sae"):
     sae_files = st.file_uploader(
         f"A .zip, or its two files, at most {limit(SAE_LIMIT)} together (unpacked): ours "
         "(config.json + sae.safetensors) or SAELens's (cfg.json + sae_weights.safetensors)",
-        type=["zip", "json", "safetensors"],
+        type=[f.lstrip(".") for f in SAE_FORMATS],
         accept_multiple_files=True,
         max_upload_size=SAE_LIMIT // MiB,
     )

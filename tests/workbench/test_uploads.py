@@ -380,7 +380,7 @@ def test_zip_bombs_are_refused(runs, monkeypatch):
     assert len(bomb) < 64 * 1024  # small on the wire
     with pytest.raises(InputError, match=r"unpacks to 9.5 MiB; the limit is 0.0625 MiB"):
         import_sae([("bomb.zip", bomb)], load=load_sae, runs=runs)
-    # a bomb whose headers lie about its size is caught while reading
+    # a bomb whose headers lie about its size: zipfile stops at the declared size, and the CRC fails
     lying = bytearray(bomb)
     for header, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
         start = 0
