@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import plotly.express as px
 import streamlit as st
 
@@ -39,6 +40,13 @@ def drill(root_dir: str, store: str, site: str, sites: tuple[str, ...]) -> dict:
     """`layer_panel` of a site (reports and codebooks found by walking the runs dir: cached a
     little while, so a new one appears within half a minute)."""
     return layer_panel(Path(root_dir), store, site, sites)
+
+
+@st.cache_data(show_spinner=False, ttl=30)
+def store_tables(root_dir: str, store: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`site_headlines` and `training_curves` of `store` (every saved result and batch read:
+    cached a little while, so a row click does not read them all again)."""
+    return site_headlines(Path(root_dir), store), training_curves(Path(root_dir), store)
 
 
 def draw_panel(store: str, site: str, sites: list[str]) -> None:
@@ -107,8 +115,7 @@ store = url_selectbox(
     default=lambda wanted: default if wanted is None else stores[0],  # no store / an unknown one
 )
 
-table = site_headlines(root, store)
-curves = training_curves(root, store)
+table, curves = store_tables(str(root), store)
 metrics = [c for c in table.columns if c not in ("site", "layer")]
 shown = table.merge(curves, on="site", how="left") if not curves.empty else table
 st.subheader(f"{store}: {len(table)} sites")
