@@ -41,6 +41,10 @@ def _relative(path: str) -> Path | None:
         return None
 
 
+def _mtime(report_dir: str) -> float:
+    return (Path(report_dir) / "features.json").stat().st_mtime
+
+
 @st.cache_data(show_spinner=False)
 def reports(root_dir: str) -> list[str]:
     return sorted(
@@ -58,11 +62,17 @@ def unembedding(store_path: str):
     return store_unembedding(ActivationStore(store_path))
 
 
+@st.cache_resource(show_spinner="reading the feature report...")
+def feature_stats_at(report_dir: str, mtime: float):
+    """(stats, meta) of a feature report, read once per version of its `features.json`."""
+    return load_feature_stats(report_dir)
+
+
 @st.cache_data(show_spinner="reading the latent...")
 def report_for(report_dir: str, sae_path: str, store_path: str, site: str, latent: int) -> dict:
     sae, _ = sae_at(sae_path)
     store = ActivationStore(store_path)
-    stats, _ = load_feature_stats(report_dir)
+    stats, _ = feature_stats_at(report_dir, _mtime(report_dir))
     return latent_report(sae, store, site, latent, stats, w_u=unembedding(store_path))
 
 
@@ -77,7 +87,7 @@ if not found:
     st.stop()
 choice = url_selectbox("Feature report", found, "features", page=PAGE)
 directory = inside_runs(choice, root)
-stats, meta = load_feature_stats(directory)
+stats, meta = feature_stats_at(str(directory), _mtime(str(directory)))
 sae_dir, store_dir = _relative(meta["sae"]), _relative(meta["store"])
 if sae_dir is None or store_dir is None:
     st.error(
