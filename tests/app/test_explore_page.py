@@ -5,6 +5,7 @@ selection with the mouse and for opening the resulting link in a fresh browser."
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -175,8 +176,12 @@ def test_box_selection_in_browser_drives_panels_and_the_link_reproduces_it(runs,
                     .find(gd => gd.layout.title.text.includes('Cohen'))._fullData[0].x[0]"""
             )
             assert top_unit == str(store.planted_dim)
-            names = fresh.evaluate(
-                "() => document.querySelector('.js-plotly-plot')._fullData.map(t => t.name)"
-            )
+            # the map may redraw after the panels: wait for its selected trace, then check it
+            names_js = "() => document.querySelector('.js-plotly-plot')._fullData.map(t => t.name)"
+            from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+            with contextlib.suppress(PlaywrightTimeout):
+                fresh.wait_for_function(f"({names_js})().includes('selected (1)')", timeout=30_000)
+            names = fresh.evaluate(names_js)
             assert "selected (1)" in names
             full_page_screenshot(fresh, shots / "page-explore-shared.png")
