@@ -11,12 +11,17 @@ TORCH ?= torch==2.13.0
 demo: install
 	$(VENV)/bin/workbench demo
 
-test: install
+test: lint
 	bash scripts/ensure-chromium
+	WORKBENCH_SCREENSHOTS="$${WORKBENCH_SCREENSHOTS:-$(CURDIR)/build/screenshots}" $(PY) -m pytest
+
+# ruff (lint + format), mypy, and the import contracts of pyproject's [tool.importlinter]
+# (the layers of the README's architecture section; no import cycles).
+lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
-	WORKBENCH_SCREENSHOTS="$${WORKBENCH_SCREENSHOTS:-$(CURDIR)/build/screenshots}" $(PY) -m pytest
+	$(VENV)/bin/lint-imports
 
 install: $(VENV)/.installed
 

@@ -1,24 +1,24 @@
 """Home page: the stores under the runs directory, a store's manifest and statistics.
 
-Thin: reads stores through `workbench.store`, draws plotly figures. View state (store, site)
-lives in the URL's query parameters, so every view has a shareable link.
+Thin: `workbench_app.lib.home_view` tables a store's streaming statistics (through
+`analyses.activation_stats.table`) and draws its charts. View state (store, site) lives in the
+URL's query parameters, so every view has a shareable link.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
-from workbench.app_export import show_figure, show_table
-from workbench.app_state import url_selectbox
+from workbench.analysis.results import list_results
 from workbench.errors import StoreError
-from workbench.results import list_results
-from workbench.runsdir import inside_runs, runs_root, stores_by_path
-from workbench.sites import layer_index
 from workbench.store import ActivationStore
 from workbench.zoo import list_zoo
+from workbench_app.lib import home_view
+from workbench_app.lib.exports import show_figure, show_table
+from workbench_app.lib.pickers import pick_store, require
+from workbench_app.lib.state import url_selectbox
+from workbench_app.services.runsdir import runs_root, stores_by_path
 
 st.set_page_config(page_title="Workbench: stores", layout="wide")
 root = runs_root()
@@ -30,29 +30,7 @@ def store_table(path: str, manifest_mtime: float) -> tuple[dict, pd.DataFrame, d
     """Manifest, per-site statistics table and per-site per-dim max |a| (keyed by mtime so a
     re-captured store is re-read)."""
     store = ActivationStore(path)
-    rows, max_abs = [], {}
-    for site in store.sites:
-        stats = store.stats(site)
-        var = np.asarray(stats["var"])
-        mean = np.asarray(stats["mean"])
-        top = stats["topk"][0] if stats["topk"] else {}
-        rows.append(
-            {
-                "site": site,
-                "layer": layer_index(site),
-                "width": store.site_info(site)["width"],
-                "mean norm": stats["mean_norm"],
-                "rms": float(np.sqrt((var + mean**2).mean())),
-                "max |a|": float(np.max(stats["max_abs"])),
-                "top dim": top.get("dim"),
-                "top token id": top.get("token_id"),
-                "top-dim variance share": float(var.max() / var.sum())
-                if var.sum() > 0
-                else float("nan"),
-            }
-        )
-        max_abs[site] = np.asarray(stats["max_abs"]).tolist()
-    return store.manifest, pd.DataFrame(rows), max_abs
+    return store.manifest, *home_view.store_statistics(store)
 
 
 st.title("Interpretability workbench")
@@ -66,24 +44,17 @@ if not zoo_rows.empty:
         "model zoo",
         hide_index=True,
     )
-results = list_results(root)
-if results:
-    counts = pd.DataFrame(results).groupby("analysis").size().rename("results").reset_index()
-    st.caption("Results: " + ", ".join(f"{r.analysis} ({r.results})" for r in counts.itertuples()))
+caption = home_view.results_caption(list_results(root))
+if caption:
+    st.caption(caption)
 
 st.subheader("Stores")
-relative = stores_by_path(root, complete_only=False)
-if not relative:
-    st.info(
-        f"No stores under `{root}` yet. Run `workbench demo`, or "
-        f"`workbench capture --model minilm --sites 'blocks.*.hook_resid_post' --dataset text "
-        f"--out {root}/stores/NAME`."
-    )
-    st.stop()
-
-unreadable = {name: s["error"] for name, s in relative.items() if s["error"]}
-incomplete = [name for name, s in relative.items() if not s["complete"] and not s["error"]]
-complete = [name for name, s in relative.items() if s["complete"]]
+every = require(
+    stores_by_path(root, complete_only=False),
+    f"No stores under `{root}` yet. Run `workbench demo`, or `workbench capture --model minilm "
+    f"--sites 'blocks.*.hook_resid_post' --dataset text --out {root}/stores/NAME`.",
+)
+complete, incomplete, unreadable = home_view.stores_by_state(every)
 if unreadable:
     st.error(
         "Unreadable stores (not shown):\n"
@@ -97,16 +68,11 @@ if incomplete:
 if not complete:
     st.stop()
 
-choice = url_selectbox("Store", complete, "store", page=PAGE)
-path = inside_runs(choice, root)
-if path is None:
-    st.error("That store is outside the runs directory.")
-    st.stop()
-
+store = pick_store(root, complete, page=PAGE)
 try:
-    manifest, table, max_abs = store_table(str(path), (path / "manifest.json").stat().st_mtime)
+    manifest, table, max_abs = store_table(str(store.path), store.mtime)
 except (StoreError, OSError) as e:  # corrupt, or replaced since it was listed
-    st.error(f"Cannot read the store `{choice}`: {e}")
+    st.error(f"Cannot read the store `{store.name}`: {e}")
     st.stop()
 spec = manifest["spec"]
 cols = st.columns(5)
@@ -117,41 +83,14 @@ cols[3].metric("rows (tokens)", f"{manifest.get('n_rows', 0):,}")
 cols[4].metric("sites", len(table))
 
 st.subheader("Per-site statistics")
-show_table(table.drop(columns=["layer"]), f"{choice} per-site statistics", hide_index=True)
-
-ordered = table.assign(order=table["layer"].fillna(-1)).sort_values("order", kind="stable")
-long = ordered.melt(
-    id_vars=["site"], value_vars=["mean norm", "rms", "max |a|"], var_name="statistic"
-)
-fig = px.line(
-    long,
-    x="site",
-    y="value",
-    color="statistic",
-    markers=True,
-    log_y=True,
-    title="Scale through depth (log scale)",
-)
-# plotly's automatic log ticks label 0.5 and 5 both "5" and crowd 1..9; spell values out
-positive = long["value"][long["value"] > 0]
-decades = np.log10(positive.max() / positive.min()) if len(positive) else 0.0
-fig.update_yaxes(dtick="D2" if decades <= 3 else 1, tickformat="~g")
-show_figure(fig, f"{choice} scale through depth")
+show_table(table.drop(columns=["layer"]), f"{store.name} per-site statistics", hide_index=True)
+show_figure(home_view.depth_figure(table), f"{store.name} scale through depth")
 
 site_names = list(table["site"])
 site = url_selectbox("Site", site_names, "site", page=PAGE, default=site_names[-1])
-dims = pd.DataFrame({"dim": np.arange(len(max_abs[site])), "max |a|": max_abs[site]})
 show_figure(
-    px.bar(dims, x="dim", y="max |a|", title=f"{site}: largest |activation| per dimension"),
-    f"{choice} {site} max activation per dim",
+    home_view.max_abs_figure(site, max_abs[site]), f"{store.name} {site} max activation per dim"
 )
 
 with st.expander("Manifest (spec and provenance)"):
-    st.json(
-        {
-            "spec": spec,
-            "provenance": manifest.get("provenance", {}),
-            "schema_version": manifest.get("schema_version"),
-            "sites": manifest.get("sites"),
-        }
-    )
+    st.json(home_view.manifest_summary(manifest))

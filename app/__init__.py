@@ -1,0 +1,1 @@
+"""The Streamlit app, installed as `workbench_app`: `Home.py` and `pages/` (layout only), `lib/` (URL state, the store picker, links, exports, view models) and `services/` (jobs, uploads, the runs directory)."""

@@ -24,7 +24,7 @@ Runs, each on the same spec and a fresh output folder unless said otherwise:
   cores, 2 intra-op threads can lose badly to 1 when another job holds a core;
 - the capture tasks' time split by re-measuring the same 10 captures outside the batch, per
   checkpoint: checkpoint load, dataset load, forward passes with the capture hooks into memory
-  (`workbench.capture.capture` batch by batch, exactly as `capture_to_store` calls it), and
+  (`workbench.hooks.capture.capture` batch by batch, exactly as `capture_to_store` calls it), and
   `capture_to_store` into a scratch folder (forward + chunk buffering + store write); store write
   = capture_to_store - forward;
 - ray, workers=2 (a local Ray the run starts and stops, 1 CPU per task): wall, `ray.init` and
@@ -170,11 +170,11 @@ def run_once(spec_path: Path, out: Path, executor: str, workers: int, plan=None)
 def capture_components(plan, scratch: Path) -> dict[str, float]:
     """The plan's captures re-done outside the batch, split into their parts (sums, seconds)."""
     from workbench.batch.checkpoints import load_checkpoint
-    from workbench.capture import capture
     from workbench.data import load_dataset
     from workbench.devices import resolve_dtype
-    from workbench.pipeline import _model_inputs, capture_to_store
-    from workbench.positions import parse_positions
+    from workbench.hooks.capture import capture
+    from workbench.sites.positions import parse_positions
+    from workbench.store.capture import _model_inputs, capture_to_store
 
     parts = {"load": 0.0, "dataset": 0.0, "forward": 0.0, "capture_to_store": 0.0}
     spec = plan.spec
@@ -247,8 +247,8 @@ def ray_probe(cpus: int, round_trips: int) -> dict[str, Any]:
         """What a fresh worker imports before its first capture and cell can run."""
         t = time.perf_counter()
         import workbench.models  # noqa: F401  (torch, transformers, transformer_lens)
-        import workbench.pipeline  # noqa: F401
-        from workbench.registry import analyses
+        import workbench.store.capture  # noqa: F401
+        from workbench.analysis.registry import analyses
 
         analyses()  # imports every analysis module, as the first get_analysis does
         return time.perf_counter() - t

@@ -29,8 +29,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--model", default="toy-lm")
     args = parser.parse_args()
-    from analyses.codebook.model import Codebooks, load_base_model
-    from analyses.codebook.train import encode_examples
+    from analyses.codebook.model import Codebooks, encode_examples, load_base_model
     from workbench.data import load_dataset
     from workbench.zoo import recipes
 

@@ -219,7 +219,7 @@ def check_capture_matches_cache(handle, batch, names: list[str]) -> None:
     """Guard: the captured rows equal TransformerLens's cache at the real tokens."""
     import torch
 
-    from workbench.capture import capture
+    from workbench.hooks.capture import capture
 
     acts = capture(handle, names, batch, positions="all")
     cache = run_with_cache(handle, batch, names)
@@ -250,8 +250,8 @@ def stop_at_layer_note(handle, batch, last_site: str) -> str:
 def bench_capture(
     label: str, handle, texts: list[str], sizes: Sizes, layer0_target: Target | None
 ) -> Section:
-    from workbench.capture import capture
-    from workbench.sites import expand_sites
+    from workbench.hooks.capture import capture
+    from workbench.sites.names import expand_sites
 
     batch = handle.prepare(texts, max_length=sizes.max_tokens)
     names = expand_sites(handle.sites(), RESID_POST)
@@ -304,7 +304,7 @@ def bench_capture(
 
 
 def neox_folder(root: Path, words: list[str]) -> Path:
-    from workbench.models.build import build_gpt_neox
+    from workbench.zoo.hf_folder import build_gpt_neox
 
     vocab = [w for w, _ in Counter(words).most_common(NEOX["vocab_words"])]
     return build_gpt_neox(

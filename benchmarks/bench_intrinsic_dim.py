@@ -68,7 +68,7 @@ def peer(python: Path, data: Path, which: str) -> dict[str, float]:
 
 
 def ours(x: np.ndarray, which: str) -> dict[str, float]:
-    from analyses.intrinsic_dim import MLE, TwoNN
+    from analyses.geometry.intrinsic_dim import MLE, TwoNN
 
     t = time.perf_counter()
     est = TwoNN() if which == "twonn" else MLE(n_neighbors=20, comb="mle")

@@ -31,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analyses.massive_detect import MassiveDetector  # noqa: E402
+from analyses.massive.detect import MassiveDetector  # noqa: E402
 
 D, SEQ, K, BATCH = 384, 64, 16, 8192
 

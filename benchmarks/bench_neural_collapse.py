@@ -9,7 +9,7 @@ Run from the repository root::
 Each measurement runs in its own process; memory is its peak RSS (ru_maxrss, which includes
 the store's memory-mapped file pages it touched) and its peak anonymous RSS (heap; sampled):
 
-- `stream`: `analyses.neural_collapse.run` on the store (one pass for NC1-NC3 accumulating
+- `stream`: `analyses.neural_collapse.analyses.run` on the store (one pass for NC1-NC3 accumulating
   class means and the within-class scatter, a second streamed pass for NC4), at N/4 and N rows;
 - `naive`: the whole site read into memory, class means (pass 1), Sigma_W from the centred
   rows per class (pass 2), pinv of the d x d Sigma_B, NC4 with the vectorised NCC (the
@@ -62,8 +62,8 @@ def write_store(path: Path, n: int) -> None:
 
 
 def child_stream(store_path: str) -> dict:
-    from analyses.neural_collapse import Params, run
-    from workbench.sources import Source
+    from analyses.neural_collapse.analyses import Params, run
+    from workbench.analysis.sources import Source
     from workbench.store import ActivationStore
 
     store = ActivationStore(store_path)
@@ -97,7 +97,7 @@ def child_naive(store_path: str) -> dict:
 
 
 def child_ncc(store_path: str) -> dict:
-    from analyses.neural_collapse import nearest_class_mean
+    from analyses.neural_collapse.analyses import nearest_class_mean
     from workbench.store import ActivationStore
 
     h = ActivationStore(store_path).read("h", slice(0, 20000)).astype(np.float64)

@@ -13,7 +13,7 @@ Run from the repository root::
    ridge; `pinv`; matrix square root by `eigh`; SVD of Sxx^-1/2 Sxy Syy^-1/2; correlations |s|.
    Reference SVCCA: SVD of each centred layer, keep the top directions explaining 99% of the
    variance (sum s^2, our default reading), `svacts = diag(s_k) V_k`, then the reference CCA.
-   Ours: `analyses.similarity.compare(a, b, "cca" | "svcca")` (thin SVD of each centred layer,
+   Ours: `analyses.similarity.compare.compare(a, b, "cca" | "svcca")` (thin SVD of each centred layer,
    SVD of U_a^T U_b). Same correlations (max |difference|) and the time ratio.
 2. The all-pairs SVCCA map of MiniLM's 6 `blocks.*.hook_resid_post` (d=384) on the first 20,000
    tokens of the offline `text` dataset: `layer_map` (each layer decomposed once, 21 pairs from 6
@@ -108,7 +108,7 @@ def minilm_layers(n_rows: int) -> dict[str, np.ndarray]:
     """The first `n_rows` tokens of MiniLM's 6 resid_post sites on the `text` dataset."""
     from workbench import load_model
     from workbench.data import load_dataset
-    from workbench.pipeline import capture_to_store
+    from workbench.store.capture import capture_to_store
 
     n_examples = max(8, int(n_rows / 70) + 20)  # ~75 tokens per text
     while True:
@@ -135,8 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(args.threads)
-    from analyses.similarity import compare
-    from analyses.similarity_maps import layer_map
+    from analyses.similarity.compare import compare
+    from analyses.similarity.maps import layer_map
 
     n, d, reps = (2000, 128, 3) if args.quick else (10_000, 512, 5)
     n_tokens = 3000 if args.quick else 20_000

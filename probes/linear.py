@@ -28,10 +28,10 @@ from probes.controls import (
     majority_baseline,
     split_by_group,
 )
+from workbench.analysis.registry import Analysis
+from workbench.analysis.results import Result
+from workbench.analysis.sources import Source
 from workbench.errors import InputError
-from workbench.registry import Analysis
-from workbench.results import Result
-from workbench.sources import Source
 
 TASKS = ("auto", "classification", "regression")
 LABEL_LEVELS = ("auto", "row", "example", "last")

@@ -2,11 +2,12 @@
 from which training step on.
 
 `over_checkpoints("toy-lm", ["pos", "topic@last", "sentiment@last"])` captures every
-checkpoint (or `steps`) on the model's own dataset into a store under `work` (kept, so a rerun
-reuses it), then probes each site for each label. A label `name@LEVEL` picks the `probe`
-analysis's `label_level`: `topic@last` is the text's topic at its last token (what a causal
-model has read by then), `topic@example` the same label on every token (early tokens cannot
-know it yet); a bare name reads the per-row label where there is one. The default grid
+checkpoint (or `steps`) on the model's own dataset into a store `work/<name>-step<N>` (kept, so a
+rerun reuses it; one checkpoint loaded at a time, `workbench.analysis.checkpoints`), then probes
+each site for each label. A label `name@LEVEL` picks the `probe` analysis's `label_level`:
+`topic@last` is the text's topic at its last token (what a causal model has read by then),
+`topic@example` the same label on every token (early tokens cannot know it yet); a bare name
+reads the per-row label where there is one. The default grid
 (C in 0.01, 0.1, 1, 3-fold grouped CV) is one value shorter than the `probe` analysis's to keep
 a sweep of checkpoints x sites x labels quick.
 """
@@ -21,9 +22,8 @@ import numpy as np
 import pandas as pd
 
 from probes.linear import Params, evaluate, frame_rows, probe_inputs
-from workbench.errors import InputError
-from workbench.results import Result
-from workbench.sources import Source
+from workbench.analysis.results import Result
+from workbench.analysis.sources import Source
 
 DEFAULT_LABELS = {
     "toy-lm": ("pos", "topic@last", "sentiment@last"),
@@ -68,24 +68,26 @@ def over_checkpoints(
     x label of zoo model `name`; frame columns model, checkpoint_step, site, label, metric,
     value."""
     from workbench import zoo
+    from workbench.analysis.checkpoints import capture_stores
     from workbench.data import load_dataset
-    from workbench.pipeline import capture_to_store
 
     labels = labels or DEFAULT_LABELS.get(name, ())
     params = params or Params(grid="0.01,0.1,1", max_rows=20000)
     series = zoo.load_series(name, zoo_root)
-    examples = load_dataset(zoo.get_recipe(name).dataset, n_examples)
+    dataset = zoo.get_recipe(name).dataset
     work = Path(work) if work is not None else Path(tempfile.mkdtemp(prefix="probe-sweep-"))
+    stores = capture_stores(
+        series,
+        sites=sites,
+        examples=load_dataset(dataset, n_examples),
+        out=work,
+        steps=steps,
+        prefix=f"{name}-step",
+        device="cpu",
+        dataset=dataset,
+    )
     frames = []
-    for step in steps if steps is not None else series.steps:
-        store = capture_to_store(
-            series.load(step, device="cpu"),
-            sites,
-            examples,
-            work / f"{name}-step{step}",
-            dataset=zoo.get_recipe(name).dataset,
-            progress=False,
-        )
+    for step, store in stores.items():
         for site in store.sites:
             for spec in labels:
                 label, _, level = spec.partition("@")
@@ -108,26 +110,3 @@ def over_checkpoints(
         params={"model": name, "labels": list(labels), "sites": sites, **asdict(params)},
         provenance={"model": name, "series": str(series.folder), "n_examples": n_examples},
     )
-
-
-def demo_step(out: Path, zoo_root: Path | None, device: str) -> str:
-    """The probe step of `workbench demo` (entry-point group `workbench.demo`): probes of
-    toy-lm's labels at every site and checkpoint, saved under `out/results/probe/toy-lm-
-    checkpoints` (kept if already there; the per-checkpoint stores are temporary)."""
-    target = out / "results" / "probe" / "toy-lm-checkpoints"
-    try:
-        result = Result.load(target)
-    except InputError:
-        with tempfile.TemporaryDirectory(prefix="probe-sweep-") as work:
-            result = over_checkpoints("toy-lm", zoo_root=zoo_root, work=work)
-        result.save(target)
-    last = result.frame[result.frame.checkpoint_step == result.frame.checkpoint_step.max()]
-    table = last.pivot_table(index=["label", "site"], columns="metric", values="value")
-    parts = []
-    for label, rows in table.groupby(level="label"):
-        best = rows["accuracy"].idxmax()
-        parts.append(
-            f"{label} {rows.loc[best, 'accuracy']:.2f} (control {rows.loc[best, 'control_accuracy']:.2f},"
-            f" majority {rows.loc[best, 'majority_baseline']:.2f})"
-        )
-    return "probes on toy-lm, last checkpoint, best site: " + "; ".join(parts)

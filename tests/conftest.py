@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from workbench import load_model
-from workbench.models.build import build_gpt_neox
+from workbench.zoo.hf_folder import build_gpt_neox
 
 WORDS = [
     "the",

@@ -57,7 +57,7 @@ def test_wheel_layout_and_installed_cli(tmp_path):
     assert not (target / "app").exists() and not (target / "datasets").exists()
     env = {**os.environ, "PYTHONPATH": str(target)}
     probe = (
-        "import workbench, workbench.app_launch as a; from workbench.cli.main import main; "
+        "import workbench, workbench_app.launch as a; from workbench.cli.main import main; "
         "print(workbench.__file__); print(a.app_home()); main(['analyze'])"
     )
     out = subprocess.run(

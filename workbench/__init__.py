@@ -1,8 +1,8 @@
 """Interpretability workbench: load models, name sites, capture and intervene with scoped hooks,
 store activations, and run analyses on them."""
 
-from workbench.capture import Activations, capture
-from workbench.intervene import (
+from workbench.hooks.capture import Activations, capture
+from workbench.hooks.intervene import (
     Add,
     Apply,
     Edit,

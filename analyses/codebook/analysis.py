@@ -16,14 +16,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from analyses.codebook.model import encode_examples, lm_view, load_codebook_model
 from workbench.errors import InputError
 
 
 @torch.no_grad()
 def collect_codes(handle, books, ids: torch.Tensor, mask: torch.Tensor, batch: int = 256) -> dict:
     """site -> (n, L, k) int64 code ids of every token of (ids, mask) (n, L), -1 at pads."""
-    from analyses.codebook.train import lm_view
-
     books.eval()
     out: dict[str, list[np.ndarray]] = {s: [] for s in books.sites}
     model = lm_view(handle)
@@ -161,7 +160,6 @@ def example_labels(examples, name: str, width: int) -> np.ndarray:
 def reference_codes(handle, books, n_examples: int = 200, dataset: str | None = None):
     """(examples, ids, codes by site) of a saved codebook model on `n_examples` walks/texts of
     its finetuning dataset drawn with seed 2 (neither the training seed 0 nor the eval seed 1)."""
-    from analyses.codebook.train import encode_examples
     from workbench.data import load_dataset
 
     name = dataset or books.report.get("dataset")
@@ -182,8 +180,6 @@ def labels_for(examples, label: str, width: int) -> np.ndarray:
 def summarize_saved(folder, label: str | None = None, n_examples: int = 200, zoo_root=None) -> dict:
     """Statistics (and purity against `label`, if given) of the codebook model saved in
     `folder`: {"report", "statistics", "purity"} as JSON-ready values."""
-    from analyses.codebook.model import load_codebook_model
-
     handle, books = load_codebook_model(folder, zoo_root=zoo_root)
     examples, ids, codes = reference_codes(handle, books, n_examples)
     out: dict[str, Any] = {

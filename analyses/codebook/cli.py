@@ -133,7 +133,7 @@ def _steer(args: argparse.Namespace) -> dict[str, Any]:
 
 def _code_page(args: argparse.Namespace) -> dict[str, Any]:
     from analyses.codebook.code_page import code_page_for
-    from workbench.export import write_text
+    from workbench.analysis.export import write_text
 
     page = code_page_for(args.dir, args.code, args.site, args.label, args.n_examples, args.zoo_root)
     path = write_text(page, args.out)

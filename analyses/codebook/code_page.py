@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from analyses.codebook.analysis import code_usage, purity, top_contexts
+from workbench.analysis.export import html_document, svg_bars
 from workbench.errors import InputError
-from workbench.export import html_document, svg_bars
 
 #: the ground-truth label that codes are read against, by the model's finetuning dataset
 LABEL_OF_DATASET = {"fsm": "state", "grammar-lm": "topic"}

@@ -188,8 +188,8 @@ def insert_codebooks(
     """Splice `layers` (site name -> layer) into `handle`'s forward passes inside the block,
     through the core's intervention API (`Splice` edits under `intervene`); no model class is
     edited, and the model is exactly as before once the block exits."""
-    from workbench.intervene import Splice, intervene
-    from workbench.sites import expand_sites
+    from workbench.hooks.intervene import Splice, intervene
+    from workbench.sites.names import expand_sites
 
     for site in layers:
         if expand_sites(handle.sites(), site) != [site]:

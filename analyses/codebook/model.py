@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -28,7 +29,7 @@ MODEL_WEIGHTS_NAME = "model.safetensors"
 def site_widths(handle, sites: Sequence[str], example_input: Any = None) -> dict[str, int]:
     """The last-dim width of each site's output, from one forward pass on `example_input`
     (default for a language model: the BOS token alone)."""
-    from workbench.intervene import Apply, intervene
+    from workbench.hooks.intervene import Apply, intervene
 
     if example_input is None:
         if not handle.is_language_model:
@@ -89,7 +90,7 @@ class Codebooks(nn.Module):
         example_input: Any = None,
     ) -> Codebooks:  # fmt: skip
         """Codebooks at `sites` (names or patterns) of `handle`, sized from one forward pass."""
-        from workbench.sites import expand_sites
+        from workbench.sites.names import expand_sites
 
         names = expand_sites(handle.sites(), sites)
         return cls(
@@ -189,3 +190,39 @@ def load_codebook_model(folder: str | Path, handle=None, zoo_root: str | Path | 
             raise InputError(f"saved model parameters {sorted(missing)[:3]} do not fit this model")
         handle.model.load_state_dict(state, strict=False)
     return handle, books
+
+
+class _LogitsModel:
+    """The calling convention of `workbench.zoo.lm` (`model(input_ids=, attention_mask=).logits`)
+    over a handle's model (a TransformerBridge returns the logits tensor itself), so that the
+    zoo's own loss and metrics are reused unchanged."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.model = model
+
+    @property
+    def training(self) -> bool:
+        return self.model.training
+
+    def train(self, mode: bool = True) -> None:
+        self.model.train(mode)
+
+    def eval(self) -> None:
+        self.model.eval()
+
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> SimpleNamespace:
+        return SimpleNamespace(logits=self.model(input_ids, attention_mask=attention_mask))
+
+
+def lm_view(handle) -> Any:
+    """`handle.model` called the way `workbench.zoo.lm.token_losses`/`evaluate` call a model."""
+    if hasattr(handle.model, "hook_dict"):
+        return _LogitsModel(handle.model)
+    return handle.model
+
+
+def encode_examples(handle, examples) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, mask) (n, L): `[bos] + word ids`, right-padded, as the zoo LMs were trained."""
+    from workbench.zoo.lm import encode
+
+    return encode(handle.tokenizer, [e.text for e in examples])

@@ -53,7 +53,7 @@ def fsm_state_forcing(
     from the true state s, over `n_per_state` prefixes of `examples` per target in
     `state_codes` (state -> code). See the module docstring."""
     from analyses.codebook.analysis import fsm_state_labels
-    from analyses.codebook.train import encode_examples, lm_view
+    from analyses.codebook.model import encode_examples, lm_view
     from workbench.data import fsm
 
     if not state_codes:

@@ -14,13 +14,13 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import torch
 
-from analyses.codebook.model import Codebooks, load_base_model
+from analyses.codebook.analysis import code_usage, collect_codes
+from analyses.codebook.model import Codebooks, encode_examples, lm_view, load_base_model
 from workbench.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -55,42 +55,6 @@ class TrainConfig:
             )
 
 
-class _LogitsModel:
-    """The calling convention of `workbench.zoo.lm` (`model(input_ids=, attention_mask=).logits`)
-    over a handle's model (a TransformerBridge returns the logits tensor itself), so that the
-    zoo's own loss and metrics are reused unchanged."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        self.model = model
-
-    @property
-    def training(self) -> bool:
-        return self.model.training
-
-    def train(self, mode: bool = True) -> None:
-        self.model.train(mode)
-
-    def eval(self) -> None:
-        self.model.eval()
-
-    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> SimpleNamespace:
-        return SimpleNamespace(logits=self.model(input_ids, attention_mask=attention_mask))
-
-
-def lm_view(handle) -> Any:
-    """`handle.model` called the way `workbench.zoo.lm.token_losses`/`evaluate` call a model."""
-    if hasattr(handle.model, "hook_dict"):
-        return _LogitsModel(handle.model)
-    return handle.model
-
-
-def encode_examples(handle, examples) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ids, mask) (n, L): `[bos] + word ids`, right-padded, as the zoo LMs were trained."""
-    from workbench.zoo.lm import encode
-
-    return encode(handle.tokenizer, [e.text for e in examples])
-
-
 def reconstruction_loss(books: Codebooks, mask: torch.Tensor) -> torch.Tensor:
     """Sum over layers of the mean over real tokens of sum_d (out - z)^2 (z detached)."""
     total = torch.zeros(())
@@ -105,7 +69,7 @@ def reconstruction_loss(books: Codebooks, mask: torch.Tensor) -> torch.Tensor:
 def init_codes_from_data(handle, books: Codebooks, ids: torch.Tensor, mask: torch.Tensor) -> None:
     """Set every layer's codes to random normalised activations of the model without codebooks
     (real tokens only)."""
-    from workbench.intervene import Apply, intervene
+    from workbench.hooks.intervene import Apply, intervene
 
     seen: dict[str, torch.Tensor] = {}
 
@@ -206,8 +170,6 @@ def top_codes(handle, books, ids, mask, n: int = 8) -> dict[str, list[list[float
     """site -> its `n` most used codes on (ids, mask) as [code, usage] (usage: fraction of real
     tokens on which the code fires), most used first; saved in the report so that pages can
     link to a code without running the model."""
-    from analyses.codebook.analysis import code_usage, collect_codes
-
     out = {}
     for site, codes in collect_codes(handle, books, ids, mask).items():
         usage = code_usage(codes, books.n_codes)

@@ -1,7 +1,9 @@
-"""`workbench intrinsic-dim`: the intrinsic dimension of a zoo model's objective landscape
+"""`workbench landscape-dim`: the intrinsic dimension of a zoo model's objective landscape
 (Li, Farkhoor, Liu & Yosinski 2018), by training it in random subspaces of a sweep of sizes d.
+`workbench intrinsic-dim` is the same verb under its old name (the intrinsic dimension of
+representations is `workbench analyze twonn|mle|pca-dim`).
 
-    workbench intrinsic-dim --model digits-mlp --dims 10,50,100,200,400 --projection fastfood \\
+    workbench landscape-dim --model digits-mlp --dims 10,50,100,200,400 --projection fastfood \\
         --seeds 1 --epochs 30 --out runs/intrinsic-dim/digits-mlp [--json] [--device auto]
 
 Progress goes to stderr; the result (parquet + JSON) is saved under --out, where the app's
@@ -19,7 +21,8 @@ from workbench.errors import InputError
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "intrinsic-dim",
+        "landscape-dim",
+        aliases=["intrinsic-dim"],
         help="intrinsic dimension of a model's objective landscape (subspace training)",
         description="Train MODEL in random d-dimensional subspaces of its parameters for each d "
         "in --dims (theta = theta_0 + P theta_d; Li et al. 2018) and report d_int90, the first d "

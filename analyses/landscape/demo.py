@@ -13,8 +13,8 @@ def demo_step(out: Path, zoo_root: Path | None, device: str) -> str:
     summary line."""
     from analyses.landscape.sweep import TrainConfig, intrinsic_dimension
     from analyses.landscape.tasks import zoo_model
+    from workbench.analysis.results import Result
     from workbench.errors import InputError
-    from workbench.results import Result
 
     folder = out / "intrinsic-dim" / "digits-mlp-fastfood"
     try:

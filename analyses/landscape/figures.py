@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workbench.results import Result
+from workbench.analysis.results import Result
 
 
 def performance_figure(result: Result) -> Any:

@@ -33,8 +33,8 @@ from torch import nn
 from analyses.landscape.projections import PROJECTIONS
 from analyses.landscape.subspace import SubspaceModel
 from analyses.landscape.tasks import Task
+from workbench.analysis.results import Result
 from workbench.errors import InputError
-from workbench.results import Result
 
 log = logging.getLogger(__name__)
 

@@ -103,7 +103,7 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 def _data(
     args: argparse.Namespace, default_site: str | None = None
 ) -> tuple[Any, str | None, dict]:
-    from workbench.sources import load_array
+    from workbench.analysis.sources import load_array
 
     if args.store and args.acts:
         raise InputError("pass either --acts FILE or --store DIR --site SITE, not both")
@@ -219,7 +219,7 @@ def cmd_features(args: argparse.Namespace) -> int:
         save_feature_stats,
         store_unembedding,
     )
-    from workbench.export import write_text
+    from workbench.analysis.export import write_text
     from workbench.store import ActivationStore
 
     sae, meta = load_sae(args.sae)
@@ -264,7 +264,7 @@ def cmd_features(args: argparse.Namespace) -> int:
 
 def cmd_feature_page(args: argparse.Namespace) -> int:
     from analyses.sae.feature_page import feature_page_for
-    from workbench.export import write_text
+    from workbench.analysis.export import write_text
 
     path = write_text(feature_page_for(args.report, args.latent), args.out)
     _print({"out": str(path), "latent": args.latent, "bytes": path.stat().st_size}, args.json)

@@ -7,7 +7,7 @@ than ablating the site. The ablation is recorded: "zero" (SAELens's choice: the 
 set to 0) or "mean" (replaced by a mean activation, e.g. the store's statistics; gives a
 harder, usually more meaningful baseline). CE is the mean over every predicted real token
 (positions whose next token is not padding), over all texts together (a ratio of sums).
-Splicing and ablating go through `workbench.intervene` (`Splice`, `ZeroAblate`, `MeanAblate`).
+Splicing and ablating go through `workbench.hooks.intervene` (`Splice`, `ZeroAblate`, `MeanAblate`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import torch
 
 from analyses.sae.base import SparseAutoencoder
 from workbench.errors import InputError
-from workbench.intervene import Edit, MeanAblate, Splice, ZeroAblate, intervene
-from workbench.losses import loss_sums
+from workbench.hooks.intervene import Edit, MeanAblate, Splice, ZeroAblate, intervene
+from workbench.models.losses import loss_sums
 
 ABLATIONS = ("zero", "mean")
 

@@ -3,8 +3,9 @@ activation histogram (inline SVG), top-activating and quantile-sampled contexts 
 shading, output tokens and agreement with the store's labels. Offline (no script, no external
 resource) and every token and name HTML-escaped.
 
-The content is `latent_report`'s (computed once, shared with the app's page) and the shading is
-`shade`'s; this module only lays them out.
+The content is `latent_report`'s (computed once, shared with the app's page); this module only
+renders it: `shade` (per-token shading, also used by the app's page), `feature_page` and
+`export_html`.
 
     html = feature_page(latent_report(sae, store, site, 3, stats, w_u), sae="runs/sae/toy")
     html = feature_page_for("runs/sae/toy/features", 3)   # a `workbench sae features` report
@@ -16,10 +17,24 @@ import html
 from pathlib import Path
 from typing import Any
 
-from analyses.sae.features import shade
-from workbench.export import html_document, svg_bars
+from analyses.sae.features import latent_report, load_feature_stats, store_unembedding
+from workbench.analysis.export import html_document, svg_bars, write_text
+from workbench.store import ActivationStore
 
 STYLE = ".ctx{line-height:2;margin:.3em 0}.where{color:#888;font-size:80%;margin-right:.8em}"
+
+
+def shade(tokens: list[str], acts: list[float], scale: float, focus: int | None = None) -> str:
+    """HTML spans with an orange background proportional to act / scale (one context)."""
+    parts = []
+    for i, (token, act) in enumerate(zip(tokens, acts, strict=True)):
+        alpha = 0.0 if scale <= 0 else max(0.0, min(1.0, act / scale))
+        border = "border-bottom:2px solid #333;" if i == focus else ""
+        parts.append(
+            f'<span title="{act:.3f}" style="background:rgba(255,140,0,{alpha:.2f});{border}'
+            f'padding:1px 2px;border-radius:2px">{html.escape(token)}</span>'
+        )
+    return " ".join(parts)
 
 
 def _contexts(contexts: list[dict[str, Any]], scale: float) -> list[str]:
@@ -116,11 +131,15 @@ def feature_page_for(directory: str | Path, latent: int) -> str:
     its SAE, store and site are read from the report (`features.json`); output tokens when the
     store's model has an unembedding, label agreement from the report's statistics."""
     from analyses.sae import load_sae
-    from analyses.sae.features import latent_report, load_feature_stats, store_unembedding
-    from workbench.store import ActivationStore
 
     stats, meta = load_feature_stats(directory)
     sae, _ = load_sae(meta["sae"])
     store = ActivationStore(meta["store"])
     report = latent_report(sae, store, meta["site"], latent, stats, store_unembedding(store))
     return feature_page(report, sae=meta["sae"], store=meta["store"], site=meta["site"])
+
+
+def export_html(report: dict[str, Any], path: str | Path) -> Path:
+    """Write a self-contained static page for one latent (`analyses.sae.feature_page`'s layout,
+    the one the app and `workbench sae feature-page` write). `report`: a `latent_report`."""
+    return write_text(feature_page(report, title=report.get("title")), path)

@@ -16,12 +16,11 @@ d_sae x label values per label) and holds, per latent j:
 Contexts (`latent_contexts`) are read back from the store: the example a row belongs to, its
 tokens and the latent's activation on each (for shading). Output tokens (`output_tokens`) are
 W_dec[j] @ W_U, the direct effect of the latent on the logits, ignoring the final layer norm
-(as SAE dashboards do). `export_html` writes one self-contained static page per latent.
+(as SAE dashboards do). `analyses.sae.feature_page.export_html` writes one self-contained static page per latent.
 """
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,8 +32,8 @@ from analyses.sae.base import SparseAutoencoder
 from analyses.sae.data import as_row_source
 from analyses.sae.evaluate import check_width
 from analyses.sae.metrics import density_histogram
+from workbench.data.tokens import context_span
 from workbench.errors import InputError
-from workbench.tokens import context_span
 
 
 @dataclass
@@ -216,7 +215,7 @@ def quantile_rows(values: np.ndarray, n_bins: int = 5, per_bin: int = 3, seed: i
 def token_decoder(store: Any) -> Any:
     """A function token id -> text for the store's model: its tokenizer when the store's
     provenance names a local folder that has one, else the id in angle brackets."""
-    from workbench.tokens import store_decoder
+    from workbench.data.tokens import store_decoder
 
     decode = store_decoder(store)
     if decode is not None:
@@ -280,28 +279,6 @@ def output_tokens(
     }
 
 
-def shade(tokens: list[str], acts: list[float], scale: float, focus: int | None = None) -> str:
-    """HTML spans with an orange background proportional to act / scale (one context)."""
-    parts = []
-    for i, (token, act) in enumerate(zip(tokens, acts, strict=True)):
-        alpha = 0.0 if scale <= 0 else max(0.0, min(1.0, act / scale))
-        border = "border-bottom:2px solid #333;" if i == focus else ""
-        parts.append(
-            f'<span title="{act:.3f}" style="background:rgba(255,140,0,{alpha:.2f});{border}'
-            f'padding:1px 2px;border-radius:2px">{html.escape(token)}</span>'
-        )
-    return " ".join(parts)
-
-
-def export_html(report: dict[str, Any], path: str | Path) -> Path:
-    """Write a self-contained static page for one latent (`analyses.sae.feature_page`'s layout,
-    the one the app and `workbench sae feature-page` write). `report`: a `latent_report`."""
-    from analyses.sae.feature_page import feature_page  # it imports this module
-    from workbench.export import write_text
-
-    return write_text(feature_page(report, title=report.get("title")), path)
-
-
 def activation_histogram(values: np.ndarray, n_bins: int = 30) -> tuple[list[int], list[float]]:
     """(counts, edges) of the positive `values` in `n_bins` equal-width bins from 0 to max."""
     positive = values[values > 0]
@@ -320,7 +297,7 @@ def latent_report(
     n_top: int = 10,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Everything `export_html` and the app show for one latent."""
+    """Everything `feature_page.export_html` and the app show for one latent."""
     values = latent_values(sae, store, latent, site)
     decode = token_decoder(store)
     order = np.argsort(-values, kind="stable")[:n_top]

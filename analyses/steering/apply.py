@@ -30,7 +30,7 @@ import torch
 
 from analyses.steering.vectors import SteeringVector
 from workbench.errors import InputError
-from workbench.intervene import Apply, intervene
+from workbench.hooks.intervene import Apply, intervene
 from workbench.models.handle import Batch, ModelHandle
 
 WHERE = ("all", "after", "front")

@@ -118,7 +118,7 @@ def _contrast(args: argparse.Namespace) -> tuple[Any, Any]:
 def _extract(args: argparse.Namespace) -> int:
     from analyses.steering import extract
     from workbench.cli.commands import load_cli_model
-    from workbench.sites import expand_sites
+    from workbench.sites.names import expand_sites
 
     out = Path(args.out)
     if args.from_probe or args.from_sae:
@@ -186,8 +186,8 @@ def _sweep(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from analyses.steering import SteeringVector, measure, recipes
+    from workbench.analysis.results import Result
     from workbench.cli.commands import load_cli_model
-    from workbench.results import Result
 
     handle = load_cli_model(args, args.model)
     files = [Path(v) for v in args.vector]

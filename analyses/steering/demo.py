@@ -11,8 +11,8 @@ def demo_step(out: Path, zoo_root: Path | None, device: str) -> str:
     `out/vectors/` (kept if already there). Returns the summary line."""
     from analyses.steering.recipes import lm_sweep
     from workbench import zoo
-    from workbench.results import Result
-    from workbench.sites import expand_sites
+    from workbench.analysis.results import Result
+    from workbench.sites.names import expand_sites
 
     target = out / "results" / "steering-sweep" / "toy-lm" / "positive-sentiment"
     try:

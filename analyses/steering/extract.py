@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 from analyses.steering.vectors import SteeringVector
-from workbench.capture import capture
 from workbench.errors import InputError
+from workbench.hooks.capture import capture
 from workbench.models.handle import ModelHandle
 
 READS = ("last", "mean", "all")
@@ -155,7 +155,7 @@ def from_store(
 ) -> SteeringVector:
     """Diff-in-means of the rows of `store` at `site` whose label `label` equals `positive` vs
     `negative` (rows streamed; memory does not grow with the store)."""
-    from workbench.sources import Source
+    from workbench.analysis.sources import Source
 
     source = Source.from_store(store, site, label=label)
     labels = source.label_array()

@@ -20,9 +20,9 @@ import torch
 
 from analyses.steering import extract, measure
 from analyses.steering.vectors import SteeringVector
+from workbench.analysis.results import Result
 from workbench.errors import InputError
 from workbench.models.handle import ModelHandle
-from workbench.results import Result
 
 
 def contrast_inputs(

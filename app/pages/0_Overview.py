@@ -1,13 +1,13 @@
 """Overview page: one model's layers at a glance. Per site, the headline numbers of its saved
-results (intrinsic dimension, anisotropy, effective rank, max |a| ratio, probe accuracy, NC1
-where saved) and, from batch runs over checkpoints, sparklines of those metrics over training;
-links drill into the pages that show each in detail. Thin: `workbench.overview` gathers, this
-page draws. View state (store) in the URL.
+results (those the analysis families declare: intrinsic dimension, anisotropy, effective rank,
+max |a| ratio, probe accuracy, NC1, ... where saved) and, from batch runs over checkpoints,
+sparklines of those metrics over training; links drill into the pages that show each in detail.
+Thin: `workbench_app.lib.overview` gathers, this page draws. View state (store) in the URL.
 
 A click on a row of the table (its selection box) drills into that layer: links to every page at
-that site, the SAE feature reports on it with their best latents (each a link to the latent's
-contexts and tokens), and the codebook models with a codebook there. The selected site is kept in
-the URL (`site`); a link with one opens with its row selected.
+that site, and the reports saved there that the families declare (an SAE's feature report with
+its best latents, a codebook model with its most used codes, ...), each item a link. The
+selected site is kept in the URL (`site`); a link with one opens with its row selected.
 """
 
 from __future__ import annotations
@@ -18,17 +18,10 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from workbench.app_export import show_figure, show_table
-from workbench.app_state import url_selectbox
-from workbench.overview import (
-    CURVES,
-    layer_panel,
-    page_link,
-    result_stores,
-    site_headlines,
-    training_curves,
-)
-from workbench.runsdir import runs_root
+from workbench_app.lib import overview
+from workbench_app.lib.exports import show_figure, show_table
+from workbench_app.lib.state import url_selectbox
+from workbench_app.services.runsdir import runs_root
 
 st.set_page_config(page_title="Workbench: overview", layout="wide")
 root = runs_root()
@@ -37,61 +30,38 @@ PAGE = "overview"  # namespaces its widgets' session state (shared by every page
 
 @st.cache_data(show_spinner=False, ttl=30)
 def drill(root_dir: str, store: str, site: str, sites: tuple[str, ...]) -> dict:
-    """`layer_panel` of a site (reports and codebooks found by walking the runs dir: cached a
+    """`layer_panel` of a site (its reports found by walking the runs dir: cached a
     little while, so a new one appears within half a minute)."""
-    return layer_panel(Path(root_dir), store, site, sites)
+    return overview.layer_panel(Path(root_dir), store, site, sites)
 
 
 @st.cache_data(show_spinner=False, ttl=30)
 def store_tables(root_dir: str, store: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """`site_headlines` and `training_curves` of `store` (every saved result and batch read:
     cached a little while, so a row click does not read them all again)."""
-    return site_headlines(Path(root_dir), store), training_curves(Path(root_dir), store)
+    return overview.site_headlines(Path(root_dir), store), overview.training_curves(
+        Path(root_dir), store
+    )
 
 
 def draw_panel(store: str, site: str, sites: list[str]) -> None:
-    """The drill-down of one layer: pages at the site, its SAE features, its codebooks."""
+    """The drill-down of one layer: pages at the site, then per report kind its reports here."""
     panel = drill(str(root), store, site, tuple(sites))
     st.subheader(f"Layer `{site}`")
-    pages, features, books = st.columns(3)
+    pages, *columns = st.columns(1 + len(panel["reports"]))
     with pages:
         st.markdown("**This site on every page**")
         for link in panel["links"]:
             st.markdown(f"- [{link['page']}]({link['url']}): {link['what']}")
-    with features:
-        st.markdown("**SAE features trained here**")
-        for report in panel["sae"]:
-            st.markdown(f"[{report['report']}]({report['url']}) ({report['n_rows']} rows)")
-            for latent in report["latents"]:
-                st.markdown(
-                    f"- [latent {latent['latent']}]({latent['url']}): {latent['label']} "
-                    f"(F1 {latent['f1']:.2f})"
-                )
-        if not panel["sae"]:
-            st.caption(
-                f"None yet: `workbench sae train --store RUNS/stores/{store} --site {site} "
-                "--out RUNS/sae/NAME`, then `workbench sae features --sae RUNS/sae/NAME --store "
-                f"RUNS/stores/{store} --out RUNS/sae/NAME/features`."
-            )
-    with books:
-        st.markdown("**Codebooks at this site**")
-        for book in panel["codebooks"]:
-            st.markdown(
-                f"- [{book['model']}]({book['url']}): {book['n_codes']} codes, k={book['k']}, "
-                f"base {book['base']}"
-            )
-            if book["codes"]:
-                st.markdown(
-                    "  most used here: "
-                    + ", ".join(
-                        f"[code {c['code']}]({c['url']}) ({c['usage']:.1%})" for c in book["codes"]
-                    )
-                )
-        if not panel["codebooks"]:
-            st.caption(
-                "None yet: `workbench codebook train --model MODEL "
-                f"--sites {site} --out RUNS/codebooks/NAME`."
-            )
+    for column, kind in zip(columns, panel["reports"], strict=True):
+        with column:
+            st.markdown(f"**{kind['title']}**")
+            for report in kind["reports"]:
+                st.markdown(f"[{report['folder']}]({report['url']}): {report['summary']}")
+                for item in report["items"]:
+                    st.markdown(f"- [{item['label']}]({item['url']}){item['text']}")
+            if not kind["reports"]:
+                st.caption(kind["hint"])
 
 
 st.title("Model overview")
@@ -99,7 +69,7 @@ st.caption(
     "Headline metrics per layer from the saved results of a store, and their curves over "
     f"training from batch runs. Runs directory: `{root}`"
 )
-stores = result_stores(root)
+stores = overview.result_stores(root)
 if not stores:
     st.info(
         f"No saved results under `{root}/results`. Run `workbench demo`, or "
@@ -120,7 +90,7 @@ metrics = [c for c in table.columns if c not in ("site", "layer")]
 shown = table.merge(curves, on="site", how="left") if not curves.empty else table
 st.subheader(f"{store}: {len(table)} sites")
 config: dict = {c: st.column_config.NumberColumn(c, format="%.3g") for c in metrics}
-for column in CURVES.values():
+for column in overview.curve_columns():
     if column in shown.columns:
         config[column] = st.column_config.LineChartColumn(column, width="small")
 sites = [str(s) for s in shown["site"]]
@@ -175,26 +145,5 @@ if metrics:
     st.caption("Sites in layer order along each x axis (hover for the name).")
 
 st.subheader("Drill down")
-store_path = f"stores/{store}"
-links = [
-    (
-        "Geometry",
-        page_link("Geometry", store=store_path),
-        "intrinsic dimension, anisotropy, rank per site",
-    ),
-    (
-        "Massive",
-        page_link("Massive", store=store_path),
-        "the largest activations, their dims and tokens",
-    ),
-    ("Similarity", page_link("Similarity", store=store_path), "layer x layer similarity"),
-    (
-        "Explore",
-        page_link("Explore", store=store_path),
-        "a map of one layer's rows; select to contrast",
-    ),
-    ("SAE features", "SAE_features", "features of the SAEs trained on this run's stores"),
-    ("Batch", "Batch", "every metric over checkpoints, as heatmaps"),
-]
-for name, path, what in links:
-    st.markdown(f"- [{name}]({path}): {what}")
+for link in overview.store_links(store):
+    st.markdown(f"- [{link['page']}]({link['url']}): {link['what']}")

@@ -26,10 +26,10 @@ from analyses.codebook.analysis import (
     top_contexts,
 )
 from analyses.codebook.code_page import code_page, code_report, default_label
-from workbench.app_export import download_html, show_figure, show_table
-from workbench.app_state import url_number_input, url_selectbox, url_text_input
 from workbench.errors import WorkbenchError
-from workbench.runsdir import inside_runs, runs_root
+from workbench_app.lib import exports, state
+from workbench_app.lib.pickers import inside_or_stop, require
+from workbench_app.services.runsdir import runs_root
 
 st.set_page_config(page_title="Workbench: codebooks", layout="wide")
 PAGE = "codebooks"  # namespaces its widgets' session state (shared by every page of the app)
@@ -48,16 +48,13 @@ def load(folder: str, mtime: float):
 
 st.title("Codebooks")
 root = runs_root()
-folders = sorted(str(p.parent.relative_to(root)) for p in root.rglob("codebook.json"))
-if not folders:
-    st.info(f"No saved codebook model under {root}: run `workbench codebook train --out "
-            f"{root}/codebooks/fsm-lm`.")  # fmt: skip
-    st.stop()
-choice = url_selectbox("Codebook model", folders, "model", page=PAGE)
-path = inside_runs(choice, root)
-if path is None:
-    st.error("That folder is outside the runs directory.")
-    st.stop()
+folders = require(
+    sorted(str(p.parent.relative_to(root)) for p in root.rglob("codebook.json")),
+    f"No saved codebook model under {root}: run `workbench codebook train --out "
+    f"{root}/codebooks/fsm-lm`.",
+)
+choice = state.url_selectbox("Codebook model", folders, "model", page=PAGE)
+path = inside_or_stop(choice, root, "folder")
 try:
     handle, books, examples, ids, codes = load(
         str(path), (Path(path) / "codebook.json").stat().st_mtime
@@ -74,13 +71,13 @@ if report.get("with_codebooks"):
     metrics = pd.DataFrame({"without codebooks": report["without_codebooks"],
                             "with codebooks": report["with_codebooks"]})  # fmt: skip
     st.subheader("Task metric with and without codebooks (held-out examples)")
-    show_table(metrics.T.round(4), "task metric with and without codebooks", static=True)
+    exports.show_table(metrics.T.round(4), "task metric with and without codebooks", static=True)
 
 st.subheader("Code statistics per layer")
 stats = code_statistics(codes, books.n_codes)
-show_table(stats.round(4).set_index("site"), "code statistics per layer", static=True)
+exports.show_table(stats.round(4).set_index("site"), "code statistics per layer", static=True)
 
-site = url_selectbox("Site", books.sites, "site", page=PAGE)
+site = state.url_selectbox("Site", books.sites, "site", page=PAGE)
 usage = code_usage(codes[site], books.n_codes)
 order = usage.argsort()[::-1]
 top = pd.DataFrame({"code": [str(c) for c in order[:40]], "usage": usage[order[:40]]})
@@ -88,7 +85,7 @@ usage_fig = px.bar(
     top, x="code", y="usage", title=f"Most used codes at {site} (fraction of tokens)"
 )
 usage_fig.update_xaxes(type="category")
-show_figure(usage_fig, f"most used codes at {site}", width="stretch")
+exports.show_figure(usage_fig, f"most used codes at {site}", width="stretch")
 
 label = default_label(report.get("dataset"))
 labels, table = None, None
@@ -99,23 +96,23 @@ if label:
                  f"recall {table.recall.mean():.3f})")  # fmt: skip
     fig = px.scatter(table, x="recall", y="precision", hover_data=["label", "code", "support"],
                      title=f"Best code (by F1) for each {label}")  # fmt: skip
-    show_figure(fig, f"best code per {label} at {site}", width="stretch")
+    exports.show_figure(fig, f"best code per {label} at {site}", width="stretch")
 
-code = url_number_input("Code", "code", page=PAGE, min_value=0, max_value=books.n_codes - 1,
+code = state.url_number_input("Code", "code", page=PAGE, min_value=0, max_value=books.n_codes - 1,
                         default=lambda wanted: int(order[0]) if wanted is None else 0)  # fmt: skip
 st.subheader(f"Top contexts of code {code} (usage {usage[code]:.4f})")
 report_of = partial(code_report, codes[site], ids, code, handle.tokenizer, books.n_codes,
                     labels=labels, label=label, purity_table=table)  # fmt: skip
-download_html(
+exports.download_html(
     "Code as HTML page",
     lambda: code_page(report_of(), model=choice, site=site),  # names not reassigned below
     f"{Path(choice).name} {site} code {code}",
 )
-show_table(top_contexts(codes[site], ids, code, handle.tokenizer, n=15),
+exports.show_table(top_contexts(codes[site], ids, code, handle.tokenizer, n=15),
            f"top contexts of code {code} at {site}", width="stretch", hide_index=True)  # fmt: skip
 
 st.subheader("Steer: force the code on during generation")
-prompt = url_text_input(
+prompt = state.url_text_input(
     "Prompt", "prompt", page=PAGE, default=lambda _: " ".join(examples[0].text.split()[:6])
 )
 if prompt.strip():
@@ -128,4 +125,4 @@ if prompt.strip():
     else:
         steered = pd.DataFrame({"prompt": [prompt], "codebooks": gen["codebooks"],
                                 f"code {code} forced": gen["forced"]})  # fmt: skip
-        show_table(steered, f"generation with code {code} forced", static=True)
+        exports.show_table(steered, f"generation with code {code} forced", static=True)

@@ -1,6 +1,6 @@
 """Upload page: bring your own activations, steering vectors and SAEs into the runs directory.
 
-Thin: `workbench.uploads` (SAEs: `workbench.upload_sae`) checks each file (size limit first, no
+Thin: `workbench_app.services.uploads` (SAEs: `workbench_app.services.upload_sae`) checks each file (size limit first, no
 pickles, names sanitised, no overwrite) and writes it where the other pages look: activations
 become a store under `stores/uploads/` (Explore, Geometry), a vector lands under
 `vectors/uploads/` (Steering), an SAE under `sae/uploads/` (`workbench sae features --sae ...`).
@@ -11,27 +11,16 @@ rerun.
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import quote
 
 import numpy as np
 import streamlit as st
 
 from workbench.errors import WorkbenchError
-from workbench.runsdir import runs_root
-from workbench.upload_sae import import_sae
-from workbench.uploads import (
-    ACTIVATION_FORMATS,
-    ACTIVATIONS_LIMIT,
-    DEFAULT_SITE,
-    SAE_FORMATS,
-    SAE_LIMIT,
-    VECTOR_FORMATS,
-    VECTOR_LIMIT,
-    MiB,
-    import_activations,
-    import_vector,
-)
 from workbench.zoo import list_zoo, zoo_root
+from workbench_app.lib.links import page_link
+from workbench_app.services import uploads
+from workbench_app.services.runsdir import runs_root
+from workbench_app.services.upload_sae import import_sae
 
 st.set_page_config(page_title="Workbench: upload", layout="wide")
 root = runs_root()
@@ -42,8 +31,8 @@ VECTOR_SITES = "blocks.*.hook_resid_pre"  # the sites it offers
 @st.cache_resource(show_spinner="loading the model to read its site widths...")
 def site_widths(name: str, zoo: str) -> dict[str, int]:
     """Site -> width (last dim) of the steering sites of zoo model `name`, from one forward."""
-    from workbench.capture import capture
-    from workbench.sites import expand_sites
+    from workbench.hooks.capture import capture
+    from workbench.sites.names import expand_sites
     from workbench.zoo import load_series
 
     series = load_series(name, zoo)
@@ -69,7 +58,7 @@ def load_sae(directory: Path):
 
 
 def limit(n_bytes: int) -> str:
-    return f"{n_bytes / MiB:g} MiB"
+    return f"{n_bytes / uploads.MiB:g} MiB"
 
 
 st.title("Upload")
@@ -82,15 +71,17 @@ st.caption(
 st.subheader("Activations")
 with st.form("upload-activations"):
     acts_file = st.file_uploader(
-        f"A (rows, width) matrix, at most {limit(ACTIVATIONS_LIMIT)}: .npy, .safetensors (one "
+        f"A (rows, width) matrix, at most {limit(uploads.ACTIVATIONS_LIMIT)}: .npy, .safetensors (one "
         "site per 2-D tensor), .csv or .parquet (numeric columns)",
-        type=[f.lstrip(".") for f in ACTIVATION_FORMATS],
-        max_upload_size=ACTIVATIONS_LIMIT // MiB,
+        type=[f.lstrip(".") for f in uploads.ACTIVATION_FORMATS],
+        max_upload_size=uploads.ACTIVATIONS_LIMIT // uploads.MiB,
     )
     c1, c2, c3 = st.columns(3)
     acts_name = c1.text_input("Store name", placeholder="default: the file's name")
     acts_site = c2.text_input(
-        "Site (.npy and tables)", placeholder=DEFAULT_SITE, help="a .safetensors names its sites"
+        "Site (.npy and tables)",
+        placeholder=uploads.DEFAULT_SITE,
+        help="a .safetensors names its sites",
     )
     acts_labels = c3.text_input(
         "Labels (optional)", help="a table column, or a 1-D tensor of the .safetensors"
@@ -101,7 +92,7 @@ if acts_go:
         st.warning("Choose a file first.")
     else:
         try:
-            done = import_activations(
+            done = uploads.import_activations(
                 acts_file.getvalue(),
                 acts_file.name,
                 runs=root,
@@ -117,16 +108,16 @@ if acts_go:
                 f"Stored `{acts_file.name}` as `{done.relative}`: {d['n_rows']:,} rows, sites "
                 + ", ".join(f"`{s}` ({w})" for s, w in d["widths"].items())
             )
-            store = quote(done.relative)
-            st.markdown(f"- [Explore](Explore?store={store}) · [Geometry](Geometry?store={store})")
+            explore, geometry = (page_link(p, store=done.relative) for p in ("Explore", "Geometry"))
+            st.markdown(f"- [Explore]({explore}) · [Geometry]({geometry})")
 
 st.subheader("Steering vector")
 built = [r["name"] for r in list_zoo() if r["built"] and r["name"] == VECTOR_MODEL]
 with st.form("upload-vector"):
     vector_file = st.file_uploader(
-        f"A 1-D (width,) vector, at most {limit(VECTOR_LIMIT)}: .npy or .safetensors (one tensor)",
-        type=[f.lstrip(".") for f in VECTOR_FORMATS],
-        max_upload_size=VECTOR_LIMIT // MiB,
+        f"A 1-D (width,) vector, at most {limit(uploads.VECTOR_LIMIT)}: .npy or .safetensors (one tensor)",
+        type=[f.lstrip(".") for f in uploads.VECTOR_FORMATS],
+        max_upload_size=uploads.VECTOR_LIMIT // uploads.MiB,
     )
     c1, c2, c3 = st.columns(3)
     vector_name = c1.text_input("Vector name", placeholder="default: the file's name")
@@ -145,7 +136,7 @@ if vector_go:
     else:
         try:
             widths = site_widths(check, str(zoo_root())) if check in built else None
-            done = import_vector(
+            done = uploads.import_vector(
                 vector_file.getvalue(),
                 vector_file.name,
                 vector_site,
@@ -161,16 +152,17 @@ if vector_go:
                 f"Saved `{vector_file.name}` as `{done.relative}` for site "
                 f"`{done.details['site']}` (width {done.details['width']})"
             )
-            st.markdown(f"- [Steering](Steering?direction={quote('saved: ' + done.relative)})")
+            steering = page_link("Steering", direction=f"saved: {done.relative}")
+            st.markdown(f"- [Steering]({steering})")
 
 st.subheader("Sparse autoencoder")
 with st.form("upload-sae"):
     sae_files = st.file_uploader(
-        f"A .zip, or its two files, at most {limit(SAE_LIMIT)} together (unpacked): ours "
+        f"A .zip, or its two files, at most {limit(uploads.SAE_LIMIT)} together (unpacked): ours "
         "(config.json + sae.safetensors) or SAELens's (cfg.json + sae_weights.safetensors)",
-        type=[f.lstrip(".") for f in SAE_FORMATS],
+        type=[f.lstrip(".") for f in uploads.SAE_FORMATS],
         accept_multiple_files=True,
-        max_upload_size=SAE_LIMIT // MiB,
+        max_upload_size=uploads.SAE_LIMIT // uploads.MiB,
     )
     sae_name = st.text_input("SAE name", placeholder="default: the first file's name")
     sae_go = st.form_submit_button("Import SAE")

@@ -7,15 +7,15 @@ View state (model, prompt) lives in the URL.
 
 from __future__ import annotations
 
-import plotly.express as px
 import streamlit as st
 
-from analyses.logit_lens import is_causal_lm, layer_norms, logit_lens
-from workbench.app_export import show_figure
-from workbench.app_state import url_selectbox, url_text_input
+from analyses.logit_lens.api import is_causal_lm, layer_norms, logit_lens
 from workbench.data import load_dataset
 from workbench.errors import WorkbenchError
 from workbench.zoo import get_recipe, list_zoo, zoo_root
+from workbench_app.lib import model_view
+from workbench_app.lib.exports import show_figure
+from workbench_app.lib.state import url_selectbox, url_text_input
 
 PAGE = "model"
 st.set_page_config(page_title="Workbench: model", layout="wide")
@@ -56,19 +56,8 @@ except WorkbenchError as exc:
     st.stop()
 
 st.subheader("Residual-stream norm after each block")
-labels = [
-    f"{p}:{t}" for p, t in norms[norms["layer"] == 0][["position", "token"]].itertuples(index=False)
-]
-grid = norms.pivot(index="layer", columns="position", values="norm")
-fig = px.imshow(
-    grid.values,
-    x=labels,
-    y=[f"block {i}" for i in grid.index],
-    aspect="auto",
-    color_continuous_scale="Viridis",
-    labels={"color": "L2 norm"},
-)
-show_figure(fig, f"{name} residual norm per block")
+labels = model_view.position_labels(norms)
+show_figure(model_view.norms_figure(norms, labels), f"{name} residual norm per block")
 
 st.subheader("Logit lens")
 if not is_causal_lm(handle):
@@ -77,21 +66,7 @@ if not is_causal_lm(handle):
         "applies to causal LMs such as the zoo's toy-lm."
     )
     st.stop()
-lens = logit_lens(handle, prompt)
-prob = lens.pivot(index="layer", columns="position", values="next_token_prob")
-top = lens.pivot(index="layer", columns="position", values="top_token")
-fig = px.imshow(
-    prob.values,
-    x=labels,
-    y=[f"block {i}" for i in prob.index],
-    aspect="auto",
-    color_continuous_scale="Blues",
-    zmin=0,
-    zmax=1,
-    labels={"color": "p(actual next token)"},
-)
-fig.update_traces(text=top.values, texttemplate="%{text}")
-show_figure(fig, f"{name} logit lens")
+show_figure(model_view.lens_figure(logit_lens(handle, prompt), labels), f"{name} logit lens")
 st.caption(
     "Cell text: the lens's most likely next token at that depth; colour: the probability "
     "it gives the token that actually comes next."

@@ -14,18 +14,17 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 from analyses.sae import load_sae, read_log
 from analyses.sae.feature_page import feature_page
-from analyses.sae.features import latent_report, load_feature_stats, shade, store_unembedding
-from workbench.app_export import download_html, show_figure, show_table
-from workbench.app_state import url_number_input, url_selectbox
-from workbench.runsdir import inside_runs, runs_root
+from analyses.sae.features import latent_report, load_feature_stats, store_unembedding
 from workbench.store import ActivationStore
+from workbench_app.lib import exports, sae_view
+from workbench_app.lib.pickers import inside_or_stop, require
+from workbench_app.lib.state import url_number_input, url_selectbox
+from workbench_app.services.runsdir import inside_runs, runs_root
 
 st.set_page_config(page_title="Workbench: SAE features", layout="wide")
 root = runs_root()
@@ -76,17 +75,15 @@ def report_for(report_dir: str, sae_path: str, store_path: str, site: str, laten
     return latent_report(sae, store, site, latent, stats, w_u=unembedding(store_path))
 
 
-found = reports(str(root))
-if not found:
-    st.info(
-        f"No SAE feature reports under `{root}`. Train and describe one, e.g. `workbench sae "
-        f"train --store {root}/stores/toy-lm --site blocks.3.hook_resid_post --d-sae 512 --k 16 "
-        f"--out {root}/sae/toy` then `workbench sae features --sae {root}/sae/toy --store "
-        f"{root}/stores/toy-lm --out {root}/sae/toy/features`."
-    )
-    st.stop()
+found = require(
+    reports(str(root)),
+    f"No SAE feature reports under `{root}`. Train and describe one, e.g. `workbench sae "
+    f"train --store {root}/stores/toy-lm --site blocks.3.hook_resid_post --d-sae 512 --k 16 "
+    f"--out {root}/sae/toy` then `workbench sae features --sae {root}/sae/toy --store "
+    f"{root}/stores/toy-lm --out {root}/sae/toy/features`.",
+)
 choice = url_selectbox("Feature report", found, "features", page=PAGE)
-directory = inside_runs(choice, root)
+directory = inside_or_stop(choice, root, "report")
 stats, meta = feature_stats_at(str(directory), _mtime(str(directory)))
 sae_dir, store_dir = _relative(meta["sae"]), _relative(meta["store"])
 if sae_dir is None or store_dir is None:
@@ -101,37 +98,28 @@ st.caption(
     f"{stats.n_rows} rows"
 )
 
-log = read_log(sae_dir)
-steps = pd.DataFrame([r for r in log if r.get("event") == "step"])
 left, right = st.columns(2)
-with left:
-    counts, edges, n_dead = stats.histogram()
-    centers = (edges[:-1] + edges[1:]) / 2
-    fig = px.bar(
-        x=centers,
-        y=counts,
-        labels={"x": "log10 density", "y": "latents"},
-        title=f"Feature density ({n_dead} dead of {len(stats.density)})",
-    )
-    show_figure(fig, "feature density")
-with right:
-    if not steps.empty:
-        y = [c for c in ("batch_explained_variance", "dead_fraction") if c in steps]
-        fig = px.line(steps, x="tokens", y=y, title="Training progress (train_log.jsonl)")
-        show_figure(fig, "training progress")
+exports.show_figure(sae_view.density_figure(stats), "feature density", container=left)
+training = sae_view.training_figure(read_log(sae_dir))
+if training is not None:
+    exports.show_figure(training, "training progress", container=right)
 
 best = pd.DataFrame(stats.best_latents())
 if not best.empty:
     st.subheader("Best-matching latent per label value (F1)")
-    show_table(best, "best latent per label", hide_index=True)
-default = int(best["latent"].iloc[0]) if not best.empty else int(np.argmax(stats.density))
+    exports.show_table(best, "best latent per label", hide_index=True)
 latent = url_number_input(
-    "Latent", "latent", page=PAGE, default=default, min_value=0, max_value=len(stats.density) - 1
+    "Latent",
+    "latent",
+    page=PAGE,
+    default=sae_view.first_latent(stats, best),
+    min_value=0,
+    max_value=len(stats.density) - 1,
 )
 
 report = report_for(str(directory), str(sae_dir), str(store_dir), site, latent)
 st.subheader(f"Latent {latent}")
-download_html(
+exports.download_html(
     "Feature as HTML page",
     partial(
         feature_page,
@@ -147,50 +135,27 @@ a.metric("density", f"{report['density']:.3%}")
 b.metric("max activation", f"{report['max_act']:.3f}")
 c.metric("mean when active", f"{report['mean_act']:.3f}")
 left, right = st.columns(2)
-with left:
-    hist_counts, hist_edges = report["histogram"]
-    fig = px.bar(
-        x=np.array(hist_edges[:-1]),
-        y=hist_counts,
-        labels={"x": "activation", "y": "rows"},
-        title="Activation histogram (active rows)",
-    )
-    show_figure(fig, f"latent {latent} activation histogram")
-with right:
-    rows = [
-        {"label": f"{r['label']}={r['value']}", "precision": r["precision"], "recall": r["recall"]}
-        for r in report.get("labels", [])
-    ]
-    if rows:
-        frame = pd.DataFrame(rows).melt(id_vars="label", var_name="metric", value_name="value")
-        fig = px.bar(
-            frame,
-            x="label",
-            y="value",
-            color="metric",
-            barmode="group",
-            title="Agreement with the store's labels",
-        )
-        show_figure(fig, f"latent {latent} label agreement")
+exports.show_figure(
+    sae_view.histogram_figure(report), f"latent {latent} activation histogram", container=left
+)
+agreement = sae_view.agreement_figure(report)
+if agreement is not None:
+    exports.show_figure(agreement, f"latent {latent} label agreement", container=right)
 
 scale = report["max_act"] or 1.0
 st.subheader("Top activations")
 for ctx in report["top_contexts"]:
-    st.html(
-        f"<div style='line-height:2'>{shade(ctx['tokens'], ctx['acts'], scale, ctx['focus'])}</div>"
-    )
+    st.html(sae_view.context_html(ctx, scale))
 st.subheader("Quantile samples")
 for low, high, contexts in report["quantile_contexts"]:
     st.caption(f"activation {low:.3f} to {high:.3f}")
     for ctx in contexts:
-        st.html(
-            f"<div style='line-height:2'>{shade(ctx['tokens'], ctx['acts'], scale, ctx['focus'])}</div>"
-        )
+        st.html(sae_view.context_html(ctx, scale))
 if report.get("output_tokens"):
     st.subheader("Output tokens (W_dec @ W_U)")
     top, bottom = st.columns(2)
     for side, column in (("top", top), ("bottom", bottom)):
-        show_table(
+        exports.show_table(
             pd.DataFrame(report["output_tokens"][side], columns=[f"{side} token", "logit"]),
             f"latent {latent} {side} output tokens",
             container=column,

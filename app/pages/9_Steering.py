@@ -9,27 +9,20 @@ toy-lm, or read from `*.safetensors` vectors saved under the runs directory by
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-import pandas as pd
-import plotly.express as px
 import streamlit as st
 
-from workbench.app_export import show_figure, show_table
-from workbench.app_state import url_radio, url_selectbox, url_slider, url_text_area
-from workbench.data.grammar import TOPICS
+from workbench.analysis.results import Result, list_results
 from workbench.errors import WorkbenchError
-from workbench.results import Result, list_results
-from workbench.runsdir import inside_runs, runs_root
-from workbench.sites import expand_sites
+from workbench.sites.names import expand_sites
 from workbench.zoo import list_zoo, zoo_root
+from workbench_app.lib import state, steering_view
+from workbench_app.lib.exports import show_figure, show_table
+from workbench_app.lib.pickers import inside_or_stop, require
+from workbench_app.services.runsdir import runs_root, saved_vectors
 
 PAGE = "steering"
 st.set_page_config(page_title="Workbench: steering", layout="wide")
 root = runs_root()
-CONCEPTS = {"positive sentiment": ("sentiment", 1), "negative sentiment": ("sentiment", 0)}
-CONCEPTS.update({f"topic: {name}": ("topic", i) for i, name in enumerate(TOPICS)})
 
 
 @st.cache_resource(show_spinner="loading model...")
@@ -50,38 +43,22 @@ def concept_vector(name: str, zoo: str, site: str, concept: str, value: int):
     return extract.mean_difference(load(name, zoo), positive, others, site, read="mean")
 
 
-def saved_vectors() -> dict[str, Path]:
-    """Vectors saved under the runs dir (a .safetensors with its .json sidecar)."""
-    found = {}
-    for path in sorted(root.glob("**/*.safetensors"))[:200]:
-        meta = path.with_suffix(".json")
-        relative = str(path.relative_to(root))
-        if meta.is_file() and inside_runs(relative) and "method" in json.loads(meta.read_text()):
-            found[relative] = path
-    return found
-
-
 st.title("Steering")
 zoo = str(zoo_root())
-models = [r["name"] for r in list_zoo() if r["built"] and r["name"] == "toy-lm"]
-if not models:
-    st.info("Build the zoo's toy-lm first: `workbench zoo build toy-lm` (or `workbench demo`).")
-    st.stop()
+models = require(
+    [r["name"] for r in list_zoo() if r["built"] and r["name"] == "toy-lm"],
+    "Build the zoo's toy-lm first: `workbench zoo build toy-lm` (or `workbench demo`).",
+)
 name = models[0]
 handle = load(name, zoo)
 sites = expand_sites(handle.sites(), "blocks.*.hook_resid_pre")
 
-vectors = saved_vectors()
-choices = list(CONCEPTS) + [f"saved: {key}" for key in vectors]
+vectors = saved_vectors(root)
 left, right = st.columns(2)
-direction = url_selectbox(
-    "Direction",
-    choices,
-    "direction",
-    page=PAGE,
-    container=left,
+direction = state.url_selectbox(
+    "Direction", steering_view.directions(vectors), "direction", page=PAGE, container=left
 )
-site = url_selectbox(
+site = state.url_selectbox(
     "Site",
     sites,
     "site",
@@ -89,7 +66,7 @@ site = url_selectbox(
     default=lambda wanted: sites[min(2, len(sites) - 1)] if wanted is None else sites[0],
     container=left,
 )
-coeff = url_slider(
+coeff = state.url_slider(
     "Coefficient",
     "coeff",
     page=PAGE,
@@ -99,7 +76,7 @@ coeff = url_slider(
     step=0.5,
     container=right,
 )
-where = url_radio(
+where = state.url_radio(
     "Where",
     ["after", "all"],
     "where",
@@ -108,7 +85,7 @@ where = url_radio(
     horizontal=True,
     help="after: generated tokens",
 )
-prompts_text = url_text_area(
+prompts_text = state.url_text_area(
     "Prompts (one per line)",
     "prompts",
     page=PAGE,
@@ -121,13 +98,13 @@ if not prompts:
     st.stop()
 
 try:
-    if direction.startswith("saved: "):
+    if direction.startswith(steering_view.SAVED):
         from analyses.steering import SteeringVector
 
-        vector = SteeringVector.load(vectors[direction.removeprefix("saved: ")])
+        vector = SteeringVector.load(vectors[direction.removeprefix(steering_view.SAVED)])
         site = vector.site
     else:
-        vector = concept_vector(name, zoo, site, *CONCEPTS[direction])
+        vector = concept_vector(name, zoo, site, *steering_view.CONCEPTS[direction])
     from analyses.steering import generate
 
     # The handle is shared by every session of this page; each generation holds its lock
@@ -141,70 +118,25 @@ except WorkbenchError as exc:
     st.error(str(exc))
     st.stop()
 
-decode = handle.tokenizer.decode
 st.subheader(f"Generations at {site}, coefficient {coeff:g}")
 show_table(
-    pd.DataFrame(
-        {
-            "prompt": prompts,
-            "unsteered": [decode(t, skip_special_tokens=True) for t in plain],
-            "steered": [decode(t, skip_special_tokens=True) for t in steered],
-            "random direction, same norm": [decode(t, skip_special_tokens=True) for t in random],
-        }
-    ),
+    steering_view.generations_table(prompts, handle.tokenizer.decode, plain, steered, random),
     f"{name} steering generations {direction} at {site} coeff {coeff:g}",
     hide_index=True,
 )
 st.caption(f"Vector: {vector.method}, norm {vector.norm:.3g}; {vector.provenance.get('read', '')}")
 
 st.subheader("Sweep: sites x coefficients")
-sweeps = [r for r in list_results(root) if r["analysis"] == "steering-sweep"]
-if not sweeps:
-    st.info(
-        "No saved sweep under the runs directory. `workbench demo` saves one for toy-lm's "
-        "positive-sentiment direction; `workbench steer sweep ... --out DIR` saves yours."
-    )
-    st.stop()
+sweeps = require(
+    [r for r in list_results(root) if r["analysis"] == "steering-sweep"],
+    "No saved sweep under the runs directory. `workbench demo` saves one for toy-lm's "
+    "positive-sentiment direction; `workbench steer sweep ... --out DIR` saves yours.",
+)
 picked = st.selectbox("Saved sweep", [r["path"] for r in sweeps])
-target = inside_runs(picked)
-if target is None:
-    st.error("that result lies outside the runs directory")
-    st.stop()
-result = Result.load(target)
-metric = result.params.get("metric", "target_minus_opposite")
-frame = result.frame[result.frame.metric == metric]
-concept = frame[frame.direction == "concept"].pivot_table(
-    index="site", columns="coeff", values="value"
-)
-fig = px.imshow(
-    concept.values,
-    x=[f"{c:g}" for c in concept.columns],
-    y=list(concept.index),
-    aspect="auto",
-    color_continuous_scale="RdBu",
-    color_continuous_midpoint=float(frame[frame.coeff == 0].value.mean()),
-    labels={"x": "coefficient", "y": "site", "color": metric},
-    title=f"{metric} under the concept direction",
-)
-fig.update_xaxes(type="category")
-show_figure(fig, f"{picked} {metric} sweep heatmap")
-curves = frame.groupby(["site", "direction", "coeff"], as_index=False).value.mean()
-fig = px.line(
-    curves, x="coeff", y="value", color="site", line_dash="direction", markers=True,
-    labels={"value": metric, "coeff": "coefficient"},
-    title="Dose-response: concept direction (solid) vs random directions of the same norm (dashed)",
-)  # fmt: skip
-show_figure(fig, f"{picked} {metric} dose-response")
-collateral = result.frame[result.frame.metric == "kl"]
-if not collateral.empty:
-    kl = (
-        collateral[collateral.direction == "concept"]
-        .groupby(["site", "coeff"], as_index=False)
-        .value.mean()
-    )
-    fig = px.line(
-        kl, x="coeff", y="value", color="site", markers=True,
-        labels={"value": "KL from unsteered (nats)", "coeff": "coefficient"},
-        title="Collateral: KL from the unsteered next-token distribution on neutral text",
-    )  # fmt: skip
-    show_figure(fig, f"{picked} collateral KL")
+result = Result.load(inside_or_stop(picked, root, "result"))
+frame, metric = steering_view.sweep_frame(result.frame, result.params)
+show_figure(steering_view.sweep_heatmap(frame, metric), f"{picked} {metric} sweep heatmap")
+show_figure(steering_view.dose_response_figure(frame, metric), f"{picked} {metric} dose-response")
+collateral = steering_view.collateral_figure(result.frame)
+if collateral is not None:
+    show_figure(collateral, f"{picked} collateral KL")

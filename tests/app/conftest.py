@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from app_stores import ToyStore, make_store
 
-from workbench.runsdir import RUNS_ENV
+from workbench_app.services.runsdir import RUNS_ENV
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from app_browser import PLOTS_JS, needs_chromium, rendered_page
 from streamlit.testing.v1 import AppTest
 
 from workbench.batch import load_spec, make_plan, run_batch
-from workbench.runsdir import RUNS_ENV
 from workbench.zoo import ZOO_ENV
+from workbench_app.services.runsdir import RUNS_ENV
 
 PAGE = str(Path(__file__).resolve().parents[2] / "app" / "pages" / "11_Batch.py")
 

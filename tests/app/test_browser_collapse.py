@@ -11,7 +11,7 @@ import pytest
 from app_browser import needs_chromium, rendered_page
 from streamlit.testing.v1 import AppTest
 
-from analyses.neural_collapse import over_checkpoints
+from analyses.neural_collapse.analyses import over_checkpoints
 from workbench import zoo
 from workbench.cli.main import main
 from workbench.store import StoreWriter

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from analyses.landscape.sweep import TrainConfig, intrinsic_dimension
 from analyses.landscape.tasks import zoo_model
-from workbench.runsdir import RUNS_ENV
+from workbench_app.services.runsdir import RUNS_ENV
 
 PAGE = str(Path(__file__).resolve().parents[2] / "app" / "pages" / "3_Landscape.py")
 WIDTHS = (16, 32)
@@ -60,7 +60,7 @@ def test_page_shows_the_chosen_result(monkeypatch, runs):
 def test_page_without_results_says_how_to_make_one(monkeypatch, tmp_path):
     at = run_page(monkeypatch, tmp_path)
     assert not at.exception
-    assert "workbench intrinsic-dim" in at.info[0].value
+    assert "workbench landscape-dim" in at.info[0].value
 
 
 def test_result_outside_the_runs_dir_is_not_offered(monkeypatch, runs):

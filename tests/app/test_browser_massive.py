@@ -12,7 +12,7 @@ from app_browser import needs_chromium, rendered_page
 from app_stores import make_store
 from streamlit.testing.v1 import AppTest
 
-from analyses.massive_track import write_outputs
+from analyses.massive.track import write_outputs
 
 PAGE = str(Path(__file__).resolve().parents[2] / "app" / "pages" / "6_Massive.py")
 STEPS = np.array([0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000, 2000, 4000], float)

@@ -15,8 +15,8 @@ from app_stores import HOME, SITES, make_store
 from streamlit.testing.v1 import AppTest
 from test_home import values
 
-from analyses.similarity import MEASURES
-from analyses.similarity_maps import checkpoint_map, layer_map
+from analyses.similarity.compare import MEASURES
+from analyses.similarity.maps import checkpoint_map, layer_map
 from workbench.store import ActivationStore
 
 PAGE = HOME.parent / "pages" / "4_Similarity.py"

@@ -16,8 +16,8 @@ from app_browser import browser_page, full_page_screenshot, needs_chromium, serv
 from app_stores import make_store
 from streamlit.testing.v1 import AppTest
 
-from analyses.explore import sample_rows
-from workbench.runsdir import RUNS_ENV
+from analyses.explore.api import sample_rows
+from workbench_app.services.runsdir import RUNS_ENV
 
 PAGE = str(Path(__file__).resolve().parents[2] / "app" / "pages" / "12_Explore.py")
 SITE = "blocks.1.hook_resid_post"  # make_store plants a value of -321.5 at unit 5 here

@@ -24,11 +24,11 @@ from test_overview import make_runs as overview_runs
 from test_widget_state import landscape_results
 
 from analyses.sae import identity_sae, save_sae
+from workbench.analysis.results import Result
 from workbench.cli.main import main
-from workbench.results import Result
-from workbench.runsdir import RUNS_ENV
 from workbench.store import StoreWriter
 from workbench.zoo import ZOO_ENV
+from workbench_app.services.runsdir import RUNS_ENV
 
 PAGES = HOME.parent / "pages"
 SITE = "blocks.0.hook_resid_post"
@@ -39,7 +39,7 @@ def exporting_script() -> None:
     import plotly.express as px
     import streamlit as st
 
-    from workbench.app_export import show_figure, show_table
+    from workbench_app.lib.exports import show_figure, show_table
 
     frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [2.0, 1.0, 3.0]})
     event = show_figure(

@@ -16,10 +16,12 @@ from pathlib import Path
 import psutil
 import pytest
 from app_browser import browser_page, full_page_screenshot, needs_chromium, serve, shots_dir
+from fake_plugins import declarations
 from streamlit.testing.v1 import AppTest
 
-from workbench import jobs
+from workbench.analysis.plugins import JobField, JobKind
 from workbench.zoo import ZOO_ENV
+from workbench_app.services import jobs
 
 PAGE = str(Path(__file__).resolve().parents[2] / "app" / "pages" / "13_Jobs.py")
 WAIT_S = 240.0
@@ -48,8 +50,8 @@ def page(query: dict[str, str] | None = None) -> AppTest:
 def fill_capture(at: AppTest, sites: str, n_examples: int) -> AppTest:
     at.selectbox(key="jobs-capture-model").set_value("toy-lm").run()
     at.text_input(key="jobs-capture-sites-toy-lm").set_value(sites)
-    at.number_input(key="jobs-capture-n").set_value(n_examples)
-    at.number_input(key="jobs-capture-batch").set_value(4)
+    at.number_input(key="jobs-capture-n_examples").set_value(n_examples)
+    at.number_input(key="jobs-capture-batch_size").set_value(4)
     next(b for b in at.button if b.label == "Start capture").click().run()
     assert not at.exception, at.exception
     return at
@@ -81,7 +83,7 @@ def test_start_from_the_form_then_reload(runs):
     assert done.dataframe[0].value["status"].tolist() == ["done"]
     assert done.dataframe[0].value["progress"].tolist() == [1.0]
     shown = text_of(done)
-    assert "Explore?store=stores%2Ftoy-lm-grammar-lm" in shown  # where its store shows up
+    assert "Explore?store=stores/toy-lm-grammar-lm" in shown  # where its store shows up
     assert "stored" in shown and "from 8 examples" in shown  # the log's tail
     assert not [b for b in done.button if b.label == "Cancel"]
 
@@ -204,3 +206,81 @@ def test_queue_place_and_the_delete_buttons(runs_dir, monkeypatch):
     finally:
         runner.kill()
         runner.wait()
+
+
+def echo_commands(values) -> list[list[str]]:
+    return [["--help"]]
+
+
+ECHO = JobKind(
+    "echo",
+    "echo run",
+    (
+        JobField("words", "str", "hi", label="Words"),
+        JobField("times", "int", 2, minimum=1, maximum=9, label="Times", place="more"),
+        JobField("out", "folder", "echo/{words}", label="Folder"),
+    ),
+    echo_commands,
+    title="echo {words} x{times}",
+    output_page="Explore",
+    output_param="store",
+    summary="Prints the workbench's help.",
+    order=95,
+)
+
+
+@pytest.fixture
+def declare(monkeypatch):
+    yield from declarations(monkeypatch)
+
+
+def test_every_declared_kind_gets_a_form_from_its_schema(runs, declare):
+    """The tabs are the declared job kinds, in order; a kind a family declares (faked here)
+    gets its form and starts from it, with nothing in the app naming it."""
+    declare("workbench.jobs", "echo", ECHO)
+    at = page()
+    assert [t.label for t in at.tabs] == ["Capture", "SAE training", "Batch run", "Echo run"]
+    assert "No complete store under the runs directory yet" in at.info[0].value  # SAE: no store
+    assert at.radio(key="jobs-batch-one-of").value == "spec_text"  # no spec file: paste YAML
+    assert at.text_area(key="jobs-batch-spec_text").value.startswith("name: toy-lm-anisotropy")
+    assert at.number_input(key="jobs-echo-times").value == 2
+    assert at.text_input(key="jobs-echo-out").placeholder == "echo/WORDS"
+    assert "Prints the workbench's help." in text_of(at)
+    at.text_input(key="jobs-echo-words").set_value("yo")
+    at.number_input(key="jobs-echo-times").set_value(3)
+    next(b for b in at.button if b.label == "Start echo run").click().run()
+    assert not at.exception, at.exception
+    (job,) = jobs.list_jobs(runs)
+    assert (job.kind, job.title, job.out) == ("echo", "echo yo x3", "echo/yo")
+    assert job.commands == [[sys.executable, "-m", "workbench", "--help"]]
+    assert at.query_params["job"] == job.id
+
+
+def test_the_sae_form_builds_the_training_and_features_commands(toy_store, monkeypatch):
+    """The SAE tab (drawn from the SAE family's declared schema) starts the same two commands
+    as before: the site defaults to the store's last, the folder to sae/STORE-SITE."""
+    launched: list[list[list[str]]] = []
+
+    def record(root, job_id, kind, title, commands, out_dir, fields, files=None):
+        launched.append(commands)
+        return jobs.Job(job_id, kind, title, root / "jobs" / job_id, str(out_dir), commands,
+                        0.0, None, "queued")  # fmt: skip
+
+    monkeypatch.setattr(jobs, "launch", record)
+    at = page()
+    assert at.selectbox(key="jobs-sae-store").value == toy_store.relative
+    site = at.selectbox(key=f"jobs-sae-site-{toy_store.relative}")
+    assert site.value == toy_store.sites[-1]
+    at.selectbox(key="jobs-sae-arch").set_value("relu")
+    at.number_input(key="jobs-sae-steps").set_value(40)
+    next(b for b in at.button if b.label == "Start SAE training").click().run()
+    assert not at.exception, at.exception
+    root, last = toy_store.path.parent.parent, toy_store.sites[-1]
+    store, out = root / toy_store.relative, root / "sae" / f"toy-{last}"
+    py = [sys.executable, "-m", "workbench"]
+    assert launched == [[
+        [*py, "sae", "train", f"--store={store}", f"--site={last}", f"--out={out}", "--arch=relu",
+         "--k=16", "--steps=40", "--batch-size=256", "--lr=0.0004", "--seed=0"],
+        [*py, "sae", "features", f"--sae={out}", f"--store={store}", f"--site={last}",
+         f"--out={out}/features", "--html=none"],
+    ]]  # fmt: skip

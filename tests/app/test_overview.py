@@ -11,14 +11,27 @@ import numpy as np
 import pandas as pd
 import pytest
 from app_browser import needs_chromium, rendered_page
+from fake_plugins import declarations
 from streamlit.testing.v1 import AppTest
 
-from workbench.overview import layer_panel, result_stores, site_headlines, training_curves
-from workbench.results import Result
-from workbench.runsdir import RUNS_ENV
+from workbench.analysis.plugins import Headline, Link, Report, ReportItem, ReportKind, SiteQuery
+from workbench.analysis.results import Result
+from workbench_app.lib.overview import (
+    curve_columns,
+    layer_panel,
+    result_stores,
+    site_headlines,
+    training_curves,
+)
+from workbench_app.services.runsdir import RUNS_ENV
 
 PAGE = str(Path(__file__).resolve().parents[2] / "app" / "pages" / "0_Overview.py")
 SITES = ["blocks.0.hook_resid_post", "blocks.1.hook_resid_post", "blocks.10.hook_resid_post"]
+
+
+@pytest.fixture
+def declare(monkeypatch):
+    yield from declarations(monkeypatch)
 
 
 def _save(root: Path, analysis: str, store: str, site: str, headline: dict) -> None:
@@ -86,24 +99,69 @@ def test_layer_panel_links_features_and_codebooks(tmp_path):
         "Massive": f"Massive?store=stores/toy&site={SITES[1]}",
         "Similarity": f"Similarity?store=stores/toy&cell={SITES[1]},{SITES[2]}",  # the next site
     }
-    (report,) = panel["sae"]
-    assert report["report"] == "sae/toy/features" and report["n_rows"] == 100
-    assert [(t["latent"], t["label"]) for t in report["latents"]] == [
-        (3, "topic=0"),
-        (5, "topic=1"),
+    sae, books = panel["reports"]  # the declared report kinds, in their order
+    assert (sae["title"], books["title"]) == ("SAE features trained here", "Codebooks at this site")
+    (report,) = sae["reports"]
+    assert report["folder"] == "sae/toy/features" and report["summary"] == "100 rows"
+    assert report["url"] == "SAE_features?features=sae/toy/features"
+    assert [(t["label"], t["text"]) for t in report["items"]] == [
+        ("latent 3", ": topic=0 (F1 0.90)"),
+        ("latent 5", ": topic=1 (F1 0.70)"),
     ]
-    assert report["latents"][0]["url"] == "SAE_features?features=sae/toy/features&latent=3"
-    assert report["latents"][0]["f1"] == pytest.approx(0.9)
-    (book,) = panel["codebooks"]
-    assert book["model"] == "codebooks/toy-cb" and book["n_codes"] == 16
+    assert report["items"][0]["url"] == "SAE_features?features=sae/toy/features&latent=3"
+    assert report["items"][0]["value"] == pytest.approx(0.9)
+    (book,) = books["reports"]
+    assert book["folder"] == "codebooks/toy-cb" and book["summary"].startswith("16 codes")
     assert book["url"] == f"Codebooks?model=codebooks/toy-cb&site={SITES[1]}"
-    assert [(c["code"], c["usage"]) for c in book["codes"]] == [(7, 0.5), (2, 0.25)]
-    assert book["codes"][0]["url"] == f"Codebooks?model=codebooks/toy-cb&site={SITES[1]}&code=7"
+    assert [(c["label"], c["value"]) for c in book["items"]] == [("code 7", 0.5), ("code 2", 0.25)]
+    assert book["items"][0]["url"] == f"Codebooks?model=codebooks/toy-cb&site={SITES[1]}&code=7"
     last = layer_panel(tmp_path, "toy", SITES[2], SITES)
     assert last["links"][-1]["url"].endswith(f"cell={SITES[2]},{SITES[1]}")  # the previous site
-    assert last["sae"] == [] and [b["model"] for b in last["codebooks"]] == ["codebooks/toy-cb"]
-    assert last["codebooks"][0]["codes"] == []  # no usage saved for that site
-    assert layer_panel(tmp_path, "toy", SITES[0], SITES)["codebooks"] == []
+    sae, books = last["reports"]
+    assert sae["reports"] == [] and [b["folder"] for b in books["reports"]] == ["codebooks/toy-cb"]
+    assert f"--store RUNS/stores/toy --site {SITES[2]}" in sae["hint"]  # what to run instead
+    assert books["reports"][0]["items"] == []  # no usage saved for that site
+    assert layer_panel(tmp_path, "toy", SITES[0], SITES)["reports"][1]["reports"] == []
+
+
+def test_a_declared_headline_and_report_kind_show_without_touching_the_app(
+    tmp_path, declare, monkeypatch
+):
+    """A family that declares a headline and a report kind (entry points; faked here) gets a
+    column, a curve and a drill-down column: nothing in the app names it."""
+    make_runs(tmp_path)
+    declare("workbench.headlines", "mine", Headline("my-score", "score", "my score", "mine (tr.)"))
+    declare("workbench.reports", "notes", ReportKind("notes", "notes.json", "Notes here", notes))
+    _save(tmp_path, "my-score", "fresh", SITES[1], {"score": 0.5})
+    (tmp_path / "notes" / "n1").mkdir(parents=True)
+    (tmp_path / "notes" / "n1" / "notes.json").write_text(json.dumps({"site": SITES[1]}))
+    assert result_stores(tmp_path) == ["fresh", "other", "toy"]
+    assert site_headlines(tmp_path, "fresh").to_dict("records") == [
+        {"site": SITES[1], "layer": 1, "my score": 0.5}
+    ]
+    assert curve_columns()[-1] == "mine (tr.)"
+    *_, mine = layer_panel(tmp_path, "toy", SITES[1], SITES)["reports"]
+    assert mine["title"] == "Notes here"
+    assert [r["url"] for r in mine["reports"]] == ["Explore?store=stores/toy&site=" + SITES[1]]
+    assert mine["reports"][0]["items"][0]["url"] == "Geometry?store=stores/toy"
+    monkeypatch.setenv(RUNS_ENV, str(tmp_path))
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.query_params.update({"store": "toy", "site": SITES[1]})
+    at.run()
+    assert not at.exception, at.exception
+    text = "\n".join(m.value for m in at.markdown)
+    assert "**Notes here**" in text
+    assert f"[notes/n1](Explore?store=stores/toy&site={SITES[1]}): a note" in text
+    assert "- [geometry](Geometry?store=stores/toy)" in text
+
+
+def notes(path: Path, query: SiteQuery) -> Report | None:
+    """A report kind's reader: a `notes.json` at the query's site."""
+    if json.loads(path.read_text())["site"] != query.site:
+        return None
+    item = ReportItem("geometry", "", 1.0, Link("Geometry", {"store": f"stores/{query.store}"}))
+    link = Link("Explore", {"store": f"stores/{query.store}", "site": query.site})
+    return Report(str(path.parent.relative_to(query.root)), "a note", link, (item,))
 
 
 def test_headlines_per_site_in_layer_order(tmp_path):

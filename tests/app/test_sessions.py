@@ -31,8 +31,8 @@ import torch
 from app_browser import CHROMIUM_ARGS, chromium_path, needs_chromium, serve
 from streamlit.testing.v1 import AppTest
 
-import analyses.logit_lens as lens_module
-from analyses.logit_lens import layer_norms, logit_lens
+import analyses.logit_lens.api as lens_module
+from analyses.logit_lens.api import layer_norms, logit_lens
 from analyses.steering import SteeringVector, generate, steer
 from workbench import zoo
 

@@ -2,7 +2,7 @@
 
 A widget whose default is computed from the URL changes identity after each move, and Streamlit
 then drops every second move (pick B, then C: the page stays on B). The pages keep such widgets'
-state under a session-state key instead (`workbench.app_state`). Here, for each page, pickers
+state under a session-state key instead (`workbench_app.lib.state`). Here, for each page, pickers
 with at least three options (and some number inputs) are moved twice, to two values other than
 the first, and both moves must stick: in the widget and in the URL.
 """
@@ -10,6 +10,7 @@ the first, and both moves must stick: in the widget and in the URL.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,10 +23,10 @@ import pytest
 from app_stores import HOME, SITES, make_store
 from streamlit.testing.v1 import AppTest
 
-from workbench.results import Result
-from workbench.runsdir import RUNS_ENV
+from workbench.analysis.results import Result
 from workbench.store import StoreWriter
 from workbench.zoo import ZOO_ENV
+from workbench_app.services.runsdir import RUNS_ENV
 
 PAGES = HOME.parent / "pages"
 STORES = ["stores/a", "stores/b", "stores/c"]
@@ -270,7 +271,10 @@ def test_two_moves_in_a_row_both_stick(case, built, monkeypatch, request):
 
 
 def test_every_page_with_url_pickers_is_covered():
-    """Pages drawing URL-backed widgets through `workbench.app_state` all have a case here."""
-    using = {p.name for p in [HOME, *PAGES.glob("*.py")] if "workbench.app_state" in p.read_text()}
+    """Pages drawing URL-backed widgets through `workbench_app.lib.state` all have a case here."""
+    imports_state = re.compile(
+        r"workbench_app\.lib\.state\b|from workbench_app\.lib import .*\bstate\b"
+    )
+    using = {p.name for p in [HOME, *PAGES.glob("*.py")] if imports_state.search(p.read_text())}
     assert using <= {c.page for c in CASES}
     assert {c.page for c in CASES} <= using

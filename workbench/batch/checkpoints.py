@@ -1,15 +1,16 @@
 """Model entries of a batch spec -> concrete checkpoints, their content fingerprints, and loading.
 
 A model entry is a zoo name (its checkpoint series, built on demand), a checkpoint-series folder,
-or anything `load_model` reads (short name, HF folder, cached hub name) as one checkpoint.
+or anything `load_model` reads (short name, HF folder, cached hub name) as one checkpoint. Series
+and their steps are resolved by the core checkpoint loop (`workbench.analysis.checkpoints`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from workbench.analysis.checkpoints import find_series, resolve_steps
 from workbench.errors import InputError
 
 
@@ -32,42 +33,24 @@ class Checkpoint:
         return self.model if self.step is None else f"{self.model}@{self.step}"
 
 
-def _series(model: str, zoo_root: str | None):
-    """The CheckpointSeries of `model` if it is a zoo name or a series folder, else None."""
-    from workbench.models.series import CheckpointSeries, looks_like_series
-    from workbench.zoo import load_series, recipes
-
-    if model in recipes() and not Path(model).exists():
-        return load_series(model, zoo_root)
-    if Path(model).is_dir() and looks_like_series(Path(model)):
-        return CheckpointSeries(model)
-    return None
-
-
 def select_steps(steps: list[int], selection: Any) -> list[int]:
-    """The steps of a series that a spec's `steps` selection names, in training order."""
+    """The steps of a series that a spec's `steps` selection names, in training order:
+    "all", {"every": N} (every N-th step and the last), or what `resolve_steps` reads ("last",
+    "first", or a list of steps and those words)."""
     if selection == "all":
         return list(steps)
-    if selection in ("last", "first"):
-        return [steps[-1] if selection == "last" else steps[0]]
     if isinstance(selection, dict):
         every = int(selection["every"])
         chosen = steps[::every]
         return chosen if chosen[-1] == steps[-1] else [*chosen, steps[-1]]
-    picked: set[int] = set()
-    for item in selection:
-        step = steps[-1] if item == "last" else steps[0] if item == "first" else item
-        if step not in steps:
-            raise InputError(f"the series has no step {step}; it has {steps}")
-        picked.add(step)
-    return sorted(picked)
+    return resolve_steps(steps, selection)
 
 
 def resolve_checkpoints(model: str, selection: Any, zoo_root: str | None) -> list[Checkpoint]:
     """The checkpoints a model entry stands for, fingerprinted by content."""
     from workbench.models.weights import hash_files, weight_files
 
-    series = _series(model, zoo_root)
+    series = find_series(model, zoo_root)
     if series is None:
         if selection != "all":
             raise InputError(f"{model!r} is a single model, not a checkpoint series: drop `steps`")
@@ -87,7 +70,7 @@ def load_checkpoint(checkpoint: Checkpoint, zoo_root: str | None, device: str, d
 
     if checkpoint.step is None:
         return load_model(checkpoint.model, device=device, dtype=dtype)
-    series = _series(checkpoint.model, zoo_root)
+    series = find_series(checkpoint.model, zoo_root)
     if series is None:
         raise InputError(f"{checkpoint.model!r} is not a checkpoint series")
     return series.load(checkpoint.step, device=device, dtype=dtype)

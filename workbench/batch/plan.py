@@ -92,7 +92,7 @@ def make_plan(spec: BatchSpec, estimate: bool = True) -> Plan:
     """Expand `spec`: resolve checkpoints (building zoo models if needed), expand site patterns
     on each model, and key every capture and cell. `estimate` adds the work estimate (one extra
     single-example forward per model to learn site widths, and tokenising the datasets)."""
-    from workbench.registry import get_analysis
+    from workbench.analysis.registry import get_analysis
 
     out = spec.out.rstrip("/")
     plan = Plan(spec=spec, out=out, stores=spec.stores or f"{out}/stores")
@@ -156,7 +156,7 @@ def make_plan(spec: BatchSpec, estimate: bool = True) -> Plan:
 
 
 def _expand(handle: Any, patterns: tuple[str, ...], where: str) -> list[str]:
-    from workbench.sites import expand_sites
+    from workbench.sites.names import expand_sites
 
     try:
         return expand_sites(handle.sites(), list(patterns))
@@ -285,9 +285,9 @@ def _estimate(
     handle: Any, sites: tuple[str, ...], datasets: list[DatasetEntry], n_checkpoints: int
 ) -> dict[str, int]:
     """Forward examples and batches, and stored bytes, for one model's checkpoints."""
-    from workbench.capture import capture
     from workbench.data import load_dataset
-    from workbench.pipeline import _model_inputs
+    from workbench.hooks.capture import capture
+    from workbench.store.capture import _model_inputs
 
     examples_total = batches = stored = 0
     for dataset in datasets:

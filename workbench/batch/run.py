@@ -105,38 +105,55 @@ def capture_task(job: dict[str, Any]) -> dict[str, Any]:
     """Capture one store (resuming a partial one); `error` is None or the error text."""
 
     def work() -> dict[str, Any]:
+        from workbench.analysis.checkpoints import iter_checkpoints
         from workbench.batch.checkpoints import load_checkpoint
-        from workbench.data import load_dataset
-        from workbench.pipeline import capture_to_store
-        from workbench.positions import parse_positions
 
         capture: Capture = job["capture"]
+        checkpoint = capture.checkpoint
         stores = StoreLocation(job["stores"])
         if stores.is_complete(capture.key):
             return {"error": None}
         try:
-            handle = load_checkpoint(
-                capture.checkpoint, job["zoo_root"], job["device"], job["dtype"]
-            )
-            dataset = capture.dataset
-            capture_to_store(
-                handle,
-                list(capture.sites),
-                load_dataset(dataset.dataset, dataset.n_examples),
-                stores.local_path(capture.key),
-                dataset=dataset.dataset,
-                positions=parse_positions(str(dataset.positions)),
-                store_dtype=dataset.store_dtype,
-                batch_size=dataset.batch_size,
-                max_length=dataset.max_length,
-                progress=False,
-            )
+            if checkpoint.step is None:  # a single model, not a checkpoint of a series
+                handle = load_checkpoint(checkpoint, job["zoo_root"], job["device"], job["dtype"])
+                _capture(handle, capture, stores)
+            else:  # the core loop over this one step: the checkpoint is freed after it
+                for _, handle in iter_checkpoints(
+                    checkpoint.model,
+                    [checkpoint.step],
+                    zoo_root=job["zoo_root"],
+                    device=job["device"],
+                    dtype=job["dtype"],
+                ):
+                    _capture(handle, capture, stores)
+                    del handle
             stores.publish(capture.key)
         except Exception as exc:  # recorded on the cells that needed this store
             return {"error": f"{type(exc).__name__}: {exc}"}
         return {"error": None}
 
     return timed(work)
+
+
+def _capture(handle: Any, capture: Capture, stores: StoreLocation) -> None:
+    """Capture `capture`'s dataset at its sites from `handle` into its local store folder."""
+    from workbench.data import load_dataset
+    from workbench.sites.positions import parse_positions
+    from workbench.store.capture import capture_to_store
+
+    dataset = capture.dataset
+    capture_to_store(
+        handle,
+        list(capture.sites),
+        load_dataset(dataset.dataset, dataset.n_examples),
+        stores.local_path(capture.key),
+        dataset=dataset.dataset,
+        positions=parse_positions(str(dataset.positions)),
+        store_dtype=dataset.store_dtype,
+        batch_size=dataset.batch_size,
+        max_length=dataset.max_length,
+        progress=False,
+    )
 
 
 def _run_cells(
@@ -215,8 +232,8 @@ def cell_task(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run_acts(cell: Cell, stores: StoreLocation):
-    from workbench.registry import get_analysis
-    from workbench.sources import Source
+    from workbench.analysis.registry import get_analysis
+    from workbench.analysis.sources import Source
     from workbench.store import ActivationStore
 
     assert cell.capture is not None
@@ -231,8 +248,8 @@ def _run_acts(cell: Cell, stores: StoreLocation):
 
 def _run_trajectory(cell: Cell, results: ResultStore):
     """The upstream cells' `metric` over steps as an (n, 2) = (step, value) array."""
-    from workbench.registry import get_analysis
-    from workbench.sources import Source
+    from workbench.analysis.registry import get_analysis
+    from workbench.analysis.sources import Source
 
     points = []
     for key in cell.upstream:

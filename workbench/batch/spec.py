@@ -268,7 +268,7 @@ def _dataset(at: _Locator, path: tuple, value: Any) -> DatasetEntry:
     if data.get("store_dtype", "float32") not in ("float32", "float16", "bfloat16"):
         raise at.error((*path, "store_dtype"), "valid: float32, float16, bfloat16")
     if "positions" in data:
-        from workbench.positions import parse_positions
+        from workbench.sites.positions import parse_positions
 
         try:
             parse_positions(str(data["positions"]))
@@ -278,7 +278,7 @@ def _dataset(at: _Locator, path: tuple, value: Any) -> DatasetEntry:
 
 
 def _analysis(at: _Locator, path: tuple, value: Any) -> AnalysisEntry:
-    from workbench.registry import analyses
+    from workbench.analysis.registry import analyses
 
     data = _entry(
         at,

@@ -6,10 +6,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 from workbench.errors import InputError
+
+#: Entry-point group of the web app's launcher: launch(host, port, runs, zoo_root) -> int.
+APP_GROUP = "workbench.app"
 
 
 def load_cli_model(args: argparse.Namespace, spec: str):
@@ -34,7 +38,7 @@ def load_cli_model(args: argparse.Namespace, spec: str):
 
 
 def cmd_sites(args: argparse.Namespace) -> int:
-    from workbench.sites import expand_sites
+    from workbench.sites.names import expand_sites
 
     handle = load_cli_model(args, args.model)
     names = expand_sites(handle.sites(), args.filter) if args.filter else handle.sites()
@@ -62,8 +66,8 @@ def _alias_targets(handle: Any) -> dict[str, str]:
 
 def cmd_capture(args: argparse.Namespace) -> int:
     from workbench.data import load_dataset
-    from workbench.pipeline import capture_to_store
-    from workbench.positions import parse_positions
+    from workbench.sites.positions import parse_positions
+    from workbench.store.capture import capture_to_store
 
     if args.batch_size <= 0:
         raise InputError(f"--batch-size must be positive, got {args.batch_size}")
@@ -130,7 +134,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from workbench.registry import analyses, get_analysis
+    from workbench.analysis.registry import analyses, get_analysis
 
     if not args.name:
         for name, analysis in analyses().items():
@@ -167,7 +171,7 @@ def _split_setting(item: str) -> tuple[str, str]:
 
 
 def _sources(args: argparse.Namespace) -> list[Any]:
-    from workbench.sources import Source, load_array
+    from workbench.analysis.sources import Source, load_array
 
     if args.store and args.acts:
         raise InputError("pass either --store (with --site) or --acts, not both")
@@ -197,7 +201,7 @@ def _sources(args: argparse.Namespace) -> list[Any]:
 def cmd_demo(args: argparse.Namespace) -> int:
     import os
 
-    from workbench.demo import run_demo
+    from workbench.cli.demo import run_demo
 
     out = Path(args.out)
     zoo_root = Path(args.zoo_root) if args.zoo_root else None
@@ -210,10 +214,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"run `workbench app --runs {out}`)"
         )
         return 0
-    from workbench.app_launch import launch_app
-
+    # The app is a plugin of the core (entry-point group `workbench.app`), found, never imported.
+    launchers = entry_points(group=APP_GROUP)
+    if not launchers:
+        print(f"(app not opened: no web app is installed; results are in {out})")
+        return 0
+    launch_app = next(iter(launchers)).load()
     print(f"opening the app on http://127.0.0.1:{args.port} (Ctrl-C to stop)", flush=True)
-    return launch_app(host="127.0.0.1", port=args.port, runs=out, zoo_root=zoo_root)
+    return int(launch_app(host="127.0.0.1", port=args.port, runs=out, zoo_root=zoo_root))
 
 
 def cmd_zoo(args: argparse.Namespace) -> int:
@@ -246,14 +254,3 @@ def cmd_zoo(args: argparse.Namespace) -> int:
             f"{' '.join(map(str, meta.get('threshold', [])))}, {meta.get('seconds')} s)"
         )
     return 0
-
-
-def cmd_app(args: argparse.Namespace) -> int:
-    from workbench.app_launch import launch_app
-
-    return launch_app(
-        host=args.host,
-        port=args.port,
-        runs=Path(args.runs),
-        zoo_root=Path(args.zoo_root) if args.zoo_root else None,
-    )

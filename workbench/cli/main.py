@@ -162,22 +162,6 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--force", action="store_true", help="rebuild even if cached")
     z.add_argument("--quick", action="store_true", help="tiny runs for tests (metrics will miss)")
 
-    p = sub.add_parser(
-        "app",
-        help="start the web app (127.0.0.1)",
-        description="Start the Streamlit app over a runs directory.",
-    )
-    p.add_argument("--port", type=int, default=8501)
-    p.add_argument(
-        "--host",
-        default="127.0.0.1",
-        help="bind address (default 127.0.0.1; 0.0.0.0 exposes it to the network)",
-    )
-    p.add_argument(
-        "--runs", default="runs", help="directory of stores and results the app may read"
-    )
-    p.add_argument("--zoo-root", help="zoo cache shown on the home page (default $WORKBENCH_ZOO)")
-
     from workbench.batch.cli import add_parser as add_batch_parser
 
     add_batch_parser(sub)

@@ -5,63 +5,17 @@ An `Example` is one text (or tensor) with per-example labels. A dataset is a fun
 `datasets/<name>.md` and `datasets/<name>.yaml`.
 """
 
-from __future__ import annotations
+from workbench.data import arithmetic as _arithmetic  # noqa: F401  (registers its datasets)
+from workbench.data import digits as _digits  # noqa: F401
+from workbench.data import fsm as _fsm  # noqa: F401
+from workbench.data import grammar as _grammar  # noqa: F401
+from workbench.data import text as _text  # noqa: F401
+from workbench.data.registry import (
+    DatasetFn,
+    Example,
+    dataset_names,
+    load_dataset,
+    register_dataset,
+)
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
-
-from workbench.errors import InputError
-
-
-@dataclass(frozen=True)
-class Example:
-    """One input with its ground truth.
-
-    Attributes:
-        text: the input of a language model ("" for non-text examples).
-        labels: per-example integer labels (topic, class, answer...).
-        word_labels: per-token ground truth, one list per label name with one integer per
-            whitespace-separated word of `text` (-1 = no label). The capture pipeline maps
-            them onto the model's tokens (every token of a word gets the word's label;
-            special tokens get -1) and stores them beside the activations.
-        inputs: the input of a plain (non-text) model, e.g. an image (8, 8), or None.
-    """
-
-    text: str
-    labels: dict[str, int] = field(default_factory=dict)
-    word_labels: dict[str, list[int]] = field(default_factory=dict)
-    inputs: Any = None
-
-
-DatasetFn = Callable[[int | None, int], list[Example]]
-_DATASETS: dict[str, DatasetFn] = {}
-
-
-def register_dataset(name: str) -> Callable[[DatasetFn], DatasetFn]:
-    def wrap(fn: DatasetFn) -> DatasetFn:
-        _DATASETS[name] = fn
-        return fn
-
-    return wrap
-
-
-def dataset_names() -> list[str]:
-    return sorted(_DATASETS)
-
-
-def load_dataset(name: str, n_examples: int | None = None, seed: int = 0) -> list[Example]:
-    """The examples of dataset `name` (deterministic for a given `n_examples` and `seed`)."""
-    if name not in _DATASETS:
-        raise InputError(f"unknown dataset {name!r}; valid: {', '.join(dataset_names())}")
-    if n_examples is not None and n_examples <= 0:
-        raise InputError(f"n_examples must be positive, got {n_examples}")
-    return _DATASETS[name](n_examples, seed)
-
-
-# Importing the generator modules registers their datasets.
-from workbench.data import arithmetic as _arithmetic  # noqa: E402,F401
-from workbench.data import digits as _digits  # noqa: E402,F401
-from workbench.data import fsm as _fsm  # noqa: E402,F401
-from workbench.data import grammar as _grammar  # noqa: E402,F401
-from workbench.data import text as _text  # noqa: E402,F401
+__all__ = ["DatasetFn", "Example", "dataset_names", "load_dataset", "register_dataset"]

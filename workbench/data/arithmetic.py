@@ -32,7 +32,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from workbench.data import Example, register_dataset
+from workbench.data.registry import Example, register_dataset
 from workbench.errors import InputError
 
 P = 97

@@ -27,7 +27,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from workbench.data import Example, register_dataset
+from workbench.data.registry import Example, register_dataset
 from workbench.errors import InputError
 
 TEST_FRACTION = 0.25

@@ -39,7 +39,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from workbench.data import Example, register_dataset
+from workbench.data.registry import Example, register_dataset
 from workbench.errors import InputError
 
 DEFAULT_EXAMPLES = 4000

@@ -40,7 +40,7 @@ import itertools
 
 import numpy as np
 
-from workbench.data import Example, register_dataset
+from workbench.data.registry import Example, register_dataset
 from workbench.errors import InputError
 
 DEFAULT_EXAMPLES = 20000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from workbench.data import Example, register_dataset
+from workbench.data.registry import Example, register_dataset
 
 _WORDS_PER_PASSAGE = 48
 

@@ -19,14 +19,15 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
 from workbench.devices import resolve_device, resolve_dtype
 from workbench.errors import UnknownModelError
-from workbench.models.handle import ModelHandle, ModelInfo
+from workbench.models.boot import _boot_native, _boot_transformers, wrap_module
+from workbench.models.handle import ModelHandle
+from workbench.models.series import CheckpointSeries, looks_like_series
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +88,6 @@ def load_model(
         )
     tried.append(f"short names ({', '.join(SHORT_NAMES)})")
     if "@" in text and Path(text.rsplit("@", 1)[0]).is_dir():
-        from workbench.models.series import CheckpointSeries
-
         folder_text, step_text = text.rsplit("@", 1)
         series = CheckpointSeries(folder_text)
         return series.load(series.resolve_step(step_text), device=dev, dtype=dt)
@@ -110,8 +109,6 @@ def load_model(
                 location=path,
                 checkpoint_step=checkpoint_step,
             )
-        from workbench.models.series import CheckpointSeries, looks_like_series
-
         if looks_like_series(path):
             steps = CheckpointSeries(path).steps
             raise UnknownModelError(
@@ -156,108 +153,3 @@ def _hub_snapshot(repo_id: str) -> Path | None:
         return Path(snapshot_download(repo_id, local_files_only=True))
     except Exception:  # not cached, or an invalid repo id
         return None
-
-
-def _boot_transformers(
-    model_ref: str,
-    *,
-    source: str,
-    name: str,
-    device: torch.device,
-    dtype: torch.dtype,
-    trust_remote_code: bool,
-    location: Path | None,
-    checkpoint_step: int | None = None,
-) -> ModelHandle:
-    from transformer_lens.model_bridge import TransformerBridge
-
-    if location is not None:
-        _refuse_pickles(location)
-    try:
-        bridge = TransformerBridge.boot_transformers(
-            model_ref, device=device, dtype=dtype, trust_remote_code=trust_remote_code
-        )
-    except OSError as exc:
-        raise UnknownModelError(f"could not load {source!r} from {model_ref!r}: {exc}") from exc
-    bridge.eval()
-    info = ModelInfo(
-        name=name,
-        source=source,
-        kind="transformers",
-        location=str(location) if location else None,
-        checkpoint_step=checkpoint_step,
-        trust_remote_code=trust_remote_code,
-    )
-    return ModelHandle(
-        model=bridge, info=info, tokenizer=bridge.tokenizer, device=device, dtype=dtype
-    )
-
-
-def _refuse_pickles(folder: Path) -> None:
-    """A folder whose only weights are pickles is loaded by transformers with weights_only=True;
-    we say so up front rather than letting a malicious pickle reach any unpickler."""
-    from workbench.models.weights import weight_files
-
-    files = weight_files(folder)
-    pickles = [f for f in files if f.suffix != ".safetensors"]
-    if pickles and len(pickles) == len(files):
-        from workbench.models.weights import load_state_dict
-
-        for pickle_file in pickles:  # raises UnsafeCheckpointError on an unsafe pickle
-            load_state_dict(pickle_file)
-
-
-def _boot_native(
-    config: Any,
-    *,
-    source: str,
-    name: str | None,
-    device: torch.device,
-    dtype: torch.dtype,
-    location: Path | None = None,
-    state_dict: dict[str, torch.Tensor] | None = None,
-    checkpoint_step: int | None = None,
-) -> ModelHandle:
-    from transformer_lens.model_bridge import TransformerBridge
-
-    try:
-        bridge = TransformerBridge.boot_native(config, device=device, dtype=dtype)  # type: ignore[attr-defined]
-    except (TypeError, ValueError, KeyError) as exc:
-        raise UnknownModelError(
-            f"invalid TransformerLens-native config from {source}: {exc}"
-        ) from exc
-    if state_dict is not None:
-        bridge.load_state_dict(state_dict)
-    bridge.eval()
-    info = ModelInfo(
-        name=name or "native",
-        source=source,
-        kind="native",
-        location=str(location) if location else None,
-        checkpoint_step=checkpoint_step,
-    )
-    return ModelHandle(
-        model=bridge, info=info, tokenizer=bridge.tokenizer, device=device, dtype=dtype
-    )
-
-
-def wrap_module(
-    module: nn.Module,
-    *,
-    name: str,
-    device: torch.device | None = None,
-    dtype: torch.dtype = torch.float32,
-    location: Path | None = None,
-    checkpoint_step: int | None = None,
-) -> ModelHandle:
-    """Wrap any `nn.Module` (sites = its module paths); moves it to `device`/`dtype`, eval mode."""
-    device = device or resolve_device("auto")
-    module = module.to(device=device, dtype=dtype).eval()
-    info = ModelInfo(
-        name=name,
-        source="<module>",
-        kind="torch",
-        location=str(location) if location else None,
-        checkpoint_step=checkpoint_step,
-    )
-    return ModelHandle(model=module, info=info, device=device, dtype=dtype)

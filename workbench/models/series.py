@@ -21,8 +21,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from workbench.devices import resolve_device, resolve_dtype
 from workbench.errors import InputError, UnknownModelError
+from workbench.models.boot import _boot_native, _boot_transformers, wrap_module
 from workbench.models.handle import ModelHandle
+from workbench.models.weights import load_state_dict
 
 _DIR_STEP = re.compile(r"^(?:step|checkpoint|ckpt)[-_]?(\d+)$")
 _FILE_STEP = re.compile(
@@ -113,16 +116,25 @@ class CheckpointSeries:
         dtype: str | torch.dtype | None = "auto",
     ) -> ModelHandle:
         """Load the checkpoint at `step` as a handle (its `info.checkpoint_step` is set)."""
-        from workbench.devices import resolve_device, resolve_dtype
-        from workbench.models.loading import _boot_native, load_model, wrap_module
-        from workbench.models.weights import load_state_dict
-
         location = self.location(step)
         name = f"{self.name}@{step}"
-        if location.is_dir():
-            return load_model(location, device=device, dtype=dtype, name=name, checkpoint_step=step)
         dev = resolve_device(device)
         dt = resolve_dtype(dtype, dev)
+        if location.is_dir():
+            if not (location / "config.json").is_file():
+                raise UnknownModelError(
+                    f"checkpoint folder {str(location)!r} has no config.json (a Hugging Face folder)"
+                )
+            return _boot_transformers(
+                str(location),
+                source=str(location),
+                name=name,
+                device=dev,
+                dtype=dt,
+                trust_remote_code=False,
+                location=location,
+                checkpoint_step=step,
+            )
         state = load_state_dict(location)
         if self.build is not None:
             module = self.build()

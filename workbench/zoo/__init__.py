@@ -14,72 +14,16 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from workbench.errors import InputError
+from workbench.zoo.recipe import _RECIPES, Recipe, checkpoint_steps, register  # noqa: F401
 
 log = logging.getLogger(__name__)
 
 ZOO_ENV = "WORKBENCH_ZOO"
 ZOO_SCHEMA_VERSION = 1
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """How to make one zoo model.
-
-    Attributes:
-        name: zoo name (`toy-lm`).
-        dataset: the dataset it is trained on.
-        kind: "causal-lm" (checkpoints are Hugging Face folders) or "classifier" (checkpoints
-            are safetensors state dicts of `module_factory()`).
-        train: `(folder, quick) -> metrics` trains, writes the checkpoint series into `folder`
-            (`step<N>/` or `step_<N>.safetensors`) and `metrics.json` (the curve), and returns
-            the final metrics, e.g. {"train_loss": ..., "test_accuracy": ...}. `quick` shrinks
-            the run for tests.
-        metric: the headline metric's key in the returned dict.
-        threshold: ("<=" | ">=", value) that shows the model learned (stated in its card).
-        sites: default capture sites for the demo.
-        module_factory: for classifiers, a function returning a fresh module.
-    """
-
-    name: str
-    dataset: str
-    kind: str
-    train: Callable[[Path, bool], dict[str, float]]
-    metric: str
-    threshold: tuple[str, float]
-    sites: str
-    summary: str = ""
-    module_factory: Callable[[], Any] | None = None
-
-    def passed(self, metrics: dict[str, float]) -> bool:
-        op, value = self.threshold
-        got = metrics[self.metric]
-        return got <= value if op == "<=" else got >= value
-
-
-def checkpoint_steps(total: int, every: int) -> list[int]:
-    """Pythia's checkpoint schedule: steps 0, 1, 2, 4, ..., 512 (powers of two, as Biderman
-    et al. 2023 publish them), then every `every` steps after 512, plus the final step `total`."""
-    steps = {0, total}
-    power = 1
-    while power <= min(512, total):
-        steps.add(power)
-        power *= 2
-    steps.update(s for s in range(every, total + 1, every) if s > 512)
-    return sorted(steps)
-
-
-_RECIPES: dict[str, Recipe] = {}
-
-
-def register(recipe: Recipe) -> Recipe:
-    _RECIPES[recipe.name] = recipe
-    return recipe
 
 
 def recipes() -> dict[str, Recipe]:
@@ -100,14 +44,8 @@ def get_recipe(name: str) -> Recipe:
 
 
 def _load_recipes() -> None:
-    import importlib
-
-    for module in ("workbench.zoo.catalog",):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+    """Register every recipe (they import torch, so only when asked for)."""
+    from workbench.zoo import catalog  # noqa: F401
 
 
 def zoo_root(root: str | Path | None = None) -> Path:

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workbench.zoo import Recipe, register
+from workbench.zoo.recipe import Recipe, register
 
 DATA_SEED = 0
 MODEL_SEED = 0

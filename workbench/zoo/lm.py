@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from workbench.zoo import Recipe, checkpoint_steps, register
+from workbench.zoo.recipe import Recipe, checkpoint_steps, register
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def train_lm(
 ) -> dict[str, float]:
     """Train a GPT-NeoX LM on `train_texts`, write `step<N>/` checkpoints and `metrics.json` into
     `folder`, and return the final metrics. `extra_metrics(test_eval)` adds recipe metrics."""
-    from workbench.models.build import gpt_neox_model, save_hf_folder, word_tokenizer
+    from workbench.zoo.hf_folder import gpt_neox_model, save_hf_folder, word_tokenizer
 
     started = time.perf_counter()
     tokenizer = word_tokenizer(words)

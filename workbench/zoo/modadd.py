@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from workbench.zoo import Recipe, checkpoint_steps, register
+from workbench.zoo.recipe import Recipe, checkpoint_steps, register
 
 P = 53
 TRAIN_FRACTION = 0.4
@@ -150,7 +150,7 @@ def train(
 
 def _train(folder, quick, p, train_fraction, steps, lr, weight_decay, started):
     from workbench.data import arithmetic
-    from workbench.models.build import gpt_neox_model, save_hf_folder, word_tokenizer
+    from workbench.zoo.hf_folder import gpt_neox_model, save_hf_folder, word_tokenizer
 
     folder = Path(folder)
     total = steps if steps is not None else (QUICK_STEPS if quick else STEPS)

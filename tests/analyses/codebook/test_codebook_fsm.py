@@ -17,8 +17,9 @@ from analyses.codebook.analysis import (
     fsm_state_labels,
     purity,
 )
+from analyses.codebook.model import encode_examples
 from analyses.codebook.steer import fsm_state_forcing
-from analyses.codebook.train import TrainConfig, encode_examples, train_codebook_model
+from analyses.codebook.train import TrainConfig, train_codebook_model
 from workbench.data import fsm, load_dataset
 
 SITE = "blocks.1.hook_resid_post"

@@ -10,15 +10,15 @@ from conftest import write_store
 
 from analyses.sae import create_sae, identity_sae
 from analyses.sae.downstream import loss_recovered
+from analyses.sae.feature_page import export_html
 from analyses.sae.features import (
-    export_html,
     feature_stats,
     latent_report,
     output_tokens,
     quantile_rows,
 )
 from workbench.errors import InputError
-from workbench.intervene import ZeroAblate, intervene
+from workbench.hooks.intervene import ZeroAblate, intervene
 
 SITE = "blocks.0.hook_resid_post"
 

@@ -10,8 +10,8 @@ import torch
 
 from analyses.steering import SteeringVector, extract, generate, measure, steer
 from analyses.steering.apply import SteeringEdit
-from workbench.capture import capture
 from workbench.errors import InputError, UnknownSiteError
+from workbench.hooks.capture import capture
 
 SITE = "blocks.1.hook_resid_pre"
 PROMPTS = ["the cat sat", "a dog ran on the mat", "the bird"]

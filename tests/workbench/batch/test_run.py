@@ -208,3 +208,26 @@ def test_ray_cluster_started_by_the_test_is_joined_and_left_running(reference, t
         ray.shutdown()
     expected = read_results(str(reference_out))
     pd.testing.assert_frame_equal(read_results(str(tmp_path / "joined")), expected)
+
+
+def test_a_single_model_and_the_same_series_checkpoint_give_the_same_numbers(tmp_path, zoo_root):
+    """A series checkpoint is loaded through the core checkpoint loop, a single model (here the
+    same checkpoint's folder) with `load_model`: same weights, same data, same numbers."""
+    from workbench.zoo import load_series
+
+    series = load_series("toy-lm", zoo_root)
+    folder = str(series.location(series.steps[-1]))
+    spec = write_spec(
+        tmp_path / "spec.yaml",
+        zoo_root,
+        models=[{"model": "toy-lm", "steps": ["last"]}, {"model": folder}],
+        sites=["blocks.1.hook_resid_post"],
+        analyses=[{"analysis": "anisotropy", "params": {"n_pairs": 2000}}],
+    )
+    status = _run(spec, tmp_path / "out")
+    assert status["done"] == status["cells"] == 2 and status["failed"] == 0
+    frame = read_results(str(tmp_path / "out"))
+    rows = frame[frame["metric"] == "anisotropy"].set_index("model")
+    # a column mixing steps and None is stored as text (`run._tidy`)
+    assert rows.loc["toy-lm", "step"] == str(series.steps[-1]) and pd.isna(rows.loc[folder, "step"])
+    assert rows.loc["toy-lm", "value"] == pytest.approx(rows.loc[folder, "value"], rel=1e-6)

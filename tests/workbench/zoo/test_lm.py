@@ -107,7 +107,7 @@ def test_missing_checkpoint_rebuilds(built, tmp_path):
 
 
 def test_exception_during_train_leaves_nothing(tmp_path, monkeypatch):
-    from workbench.models import build as build_module
+    from workbench.zoo import hf_folder as build_module
 
     real_save = build_module.save_hf_folder
 

@@ -1,0 +1,1 @@
+"""Activation statistics per site (norms, scale, variance concentration) from a store's streaming statistics or arrays."""

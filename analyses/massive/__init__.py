@@ -1,0 +1,1 @@
+"""Massive activations (Sun et al. 2024): detection (`detect.py`), the registered analyses (`analyses.py`), trajectory fits (`trajectory.py`), tracking over a checkpoint series and ablation (`track.py`, `workbench massive track`)."""

@@ -1,0 +1,1 @@
+"""Representation similarity: SVCCA, CCA, PWCCA, CKA and Procrustes (`compare.py`), streamed (`stream.py`), as maps over layers, checkpoints and models (`maps.py`), and SVCCA compression (`compression.py`)."""

@@ -1,0 +1,1 @@
+"""The app's library: URL-kept widget state (`state.py`), the one store picker (`pickers.py`), the one link scheme (`links.py`), export buttons (`exports.py`), and one view model per page (`<page>_view.py`, `overview.py`, `scrub.py`); no page logic lives in pages."""

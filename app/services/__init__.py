@@ -1,0 +1,1 @@
+"""The app's services: jobs (`jobs.py`, `job_kinds.py`, `job_state.py`, `job_runner.py`, `job_progress.py`), uploads (`uploads.py`, `upload_sae.py`) and the runs directory (`runsdir.py`), the app's only door to the disk."""
