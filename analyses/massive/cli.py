@@ -45,7 +45,9 @@ def add_parser(subparsers: Any) -> None:
 
 
 def cmd_track(args: argparse.Namespace) -> int:
-    from analyses.massive.track import JOB_FILES, run_job
+    import pandas as pd
+
+    from analyses.massive.track import JOB_FILES, finding_lines, findings, run_job
     from workbench import zoo
     from workbench.analysis.checkpoints import as_series
     from workbench.data import load_dataset
@@ -58,8 +60,13 @@ def cmd_track(args: argparse.Namespace) -> int:
     texts = [e.text for e in load_dataset(dataset, args.n_examples)]
     steps = [s.strip() for s in args.steps.split(",") if s.strip()] if args.steps else None
     folder = run_job(series, texts, args.out, site=args.site, steps=steps, n_draws=args.n_draws)
+    found = findings(
+        pd.read_parquet(folder / "trajectory.parquet"), pd.read_parquet(folder / "ablation.parquet")
+    )
     if args.json:
-        print(json.dumps({"out": str(folder), "files": list(JOB_FILES), "dataset": dataset}))
+        payload = {"out": str(folder), "files": list(JOB_FILES), "dataset": dataset}
+        print(json.dumps({**payload, **found}))
     else:
+        print("\n".join(finding_lines(found, args.site)))
         print(f"wrote {', '.join(JOB_FILES)} into {folder}")
     return 0

@@ -274,6 +274,71 @@ def ablation_summary(losses: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def findings(trajectory: pd.DataFrame, losses: pd.DataFrame) -> dict[str, Any]:
+    """What a tracking job found, as numbers a reader can check against the files.
+
+    `layers`: per layer, the max/median ratio (`ratio`, the paper's r_l,t) at the first and last
+    tracked step and its peak with the step. `ablation`: per mode, the loss change (nats) of the
+    massive entries and the mean and std of the random draws, and `significant`: whether the
+    massive change exceeds the random mean by more than two random stds (one sided; False with
+    fewer than two draws). `sun_criterion`: whether any tracked |a| passes Sun et al.'s massive
+    criterion (|a| > 100 and > 1000 x the median), read from `top_abs` and
+    `top_ratio_to_median`.
+    """
+    layers = []
+    for layer, rows in trajectory.sort_values("step").groupby("layer", sort=True):
+        peak = rows.loc[rows["ratio"].idxmax()]
+        layers.append(
+            {
+                "layer": int(layer),
+                "site": str(rows["site"].iloc[0]),
+                "first_step": int(rows["step"].iloc[0]),
+                "first_ratio": float(rows["ratio"].iloc[0]),
+                "last_step": int(rows["step"].iloc[-1]),
+                "last_ratio": float(rows["ratio"].iloc[-1]),
+                "peak_step": int(peak["step"]),
+                "peak_ratio": float(peak["ratio"]),
+            }
+        )
+    ablation = []
+    for row in ablation_summary(losses).to_dict(orient="records"):
+        spread = 2 * row["delta_random_std"]
+        row["significant"] = bool(
+            row["n_draws"] > 1 and row["delta_massive"] > row["delta_random_mean"] + spread
+        )
+        ablation.append(row)
+    sun = bool(((trajectory["top_abs"] > 100) & (trajectory["top_ratio_to_median"] > 1000)).any())
+    return {"layers": layers, "ablation": ablation, "sun_criterion": sun}
+
+
+def finding_lines(found: dict[str, Any], site: str) -> list[str]:
+    """`findings` as lines for the command line and the demo."""
+    lines = [
+        f"layer {x['layer']}: max/median {x['first_ratio']:.1f} at step {x['first_step']} -> "
+        f"{x['last_ratio']:.1f} at step {x['last_step']} (peak {x['peak_ratio']:.1f} at step "
+        f"{x['peak_step']})"
+        for x in found["layers"]
+    ]
+    if not found["sun_criterion"]:
+        lines.append(
+            "no entry passes Sun et al.'s massive criterion (|a| > 100 and > 1000x the median): "
+            "the ablation below edits the largest entries, not massive ones in the paper's sense"
+        )
+    for a in found["ablation"]:
+        verdict = (
+            "more than random + 2 std"
+            if a["significant"]
+            else "within random + 2 std: no measurable effect"
+        )
+        lines.append(
+            f"ablation ({a['mode']}) of the largest entries at {site}: loss "
+            f"{a['delta_massive']:+.2e} nats ({a['delta_massive'] / a['clean_loss']:+.2%} of the "
+            f"clean {a['clean_loss']:.3f}) vs random {a['delta_random_mean']:+.2e} +- "
+            f"{a['delta_random_std']:.1e} ({a['n_draws']} draws): {verdict}"
+        )
+    return lines
+
+
 # ------------------------------------------------------------------------------- job
 JOB_FILES = ("trajectory.parquet", "ablation.parquet", "entries.parquet")
 

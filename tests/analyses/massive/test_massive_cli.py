@@ -26,6 +26,8 @@ def test_track_writes_the_job_files(quick_zoo, tmp_path, capsys):
     assert main(args) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["out"] == str(out) and printed["dataset"] == "grammar-lm"
+    assert [x["layer"] for x in printed["layers"]] == list(range(len(printed["layers"])))
+    assert {a["mode"] for a in printed["ablation"]} == {"zero", "mean"}
     assert all((out / name).is_file() for name in JOB_FILES)
 
     series = zoo.load_series("toy-lm", quick_zoo)

@@ -3,6 +3,7 @@ tiny GPT-NeoX with a planted activation that grows with the step) against a dire
 the fit of the tracked ratio, and the ablation's invariances."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -125,3 +126,36 @@ def test_refusals(handle, tmp_path):
         track_series(tmp_path / "missing", TEXTS)
     with pytest.raises(InputError, match="valid: zero, mean"):
         ablate_massive(handle, TEXTS, SITE, modes=("shuffle",))
+
+
+def test_findings_read_planted_frames():
+    from analyses.massive.track import finding_lines, findings
+
+    trajectory = pd.DataFrame(
+        {
+            "step": [0, 10, 20, 0, 10, 20],
+            "site": ["s0"] * 3 + ["s1"] * 3,
+            "layer": [0, 0, 0, 1, 1, 1],
+            "ratio": [2.0, 9.0, 5.0, 3.0, 4.0, 6.0],
+            "top_abs": [10.0, 150.0, 20.0, 1.0, 2.0, 3.0],
+            "top_ratio_to_median": [5.0, 999.0, 5.0, 1.0, 1.0, 1.0],
+        }
+    )
+    rows = [("zero", "massive", 0.5), *(("zero", "random", d) for d in (0.0, 0.1, -0.1))]
+    rows += [("mean", "massive", 0.05), *(("mean", "random", d) for d in (0.0, 0.1, -0.1))]
+    losses = pd.DataFrame(rows, columns=["mode", "target", "delta_loss"]).assign(clean_loss=2.0)
+    found = findings(trajectory.sample(frac=1, random_state=0), losses)
+    assert found["layers"][0] == {
+        "layer": 0, "site": "s0", "first_step": 0, "first_ratio": 2.0, "last_step": 20,
+        "last_ratio": 5.0, "peak_step": 10, "peak_ratio": 9.0,
+    }  # fmt: skip
+    assert found["layers"][1]["peak_step"] == 20 and found["layers"][1]["last_ratio"] == 6.0
+    # random draws: mean 0, std 0.1; 0.5 > 0 + 0.2 is significant, 0.05 is not
+    verdicts = {a["mode"]: a["significant"] for a in found["ablation"]}
+    assert verdicts == {"zero": True, "mean": False}
+    assert found["sun_criterion"] is False  # 150 > 100 but 999 < 1000
+    lines = finding_lines(found, "s1")
+    assert lines[0].startswith("layer 0: max/median 2.0 at step 0 -> 5.0 at step 20")
+    assert "Sun et al." in lines[2] and "+25.00% of the clean 2.000" in lines[3]
+    trajectory.loc[1, "top_ratio_to_median"] = 1001.0
+    assert findings(trajectory, losses)["sun_criterion"] is True
