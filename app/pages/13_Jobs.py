@@ -29,6 +29,7 @@ from workbench_app.lib.links import page_file, page_link
 from workbench_app.lib.state import state_key, url_selectbox
 from workbench_app.services.jobs import (
     Job,
+    RunsView,
     cancel_job,
     delete_finished_jobs,
     delete_job,
@@ -50,6 +51,7 @@ from workbench_app.services.runsdir import runs_root
 
 st.set_page_config(page_title="Workbench: jobs", layout="wide")
 root = runs_root()
+runs_view = RunsView(root)  # the runs directory as the forms read it, once per render
 PAGE = "jobs"  # namespaces its widgets' session state (shared by every page of the app)
 REFRESH_S = 2.0  # the job list's refresh while a job is active
 IDLE_REFRESH_S = 10.0  # and while none is (to notice jobs started elsewhere)
@@ -92,7 +94,7 @@ def delete_finished() -> None:
 
 def draw(kind: JobKind, f: JobField, values: dict[str, Any], where: Any = st) -> Any:
     """Field `f`'s widget in `where`; its value."""
-    widget = field_widget(kind, f, values, root, PAGE)
+    widget = field_widget(kind, f, values, root, PAGE, runs_view)
     if widget.note:
         where.info(widget.note)
     return getattr(where, widget.widget)(**widget.args)
@@ -102,7 +104,7 @@ def job_form(kind: JobKind) -> None:
     """The form of `kind`, drawn from its schema (`form_layout`)."""
     layout, values = form_layout(kind), {}
     for f in layout.before:
-        if field_options(f, values, root).choices == [] and f.empty:
+        if field_options(f, values, root, runs_view).choices == [] and f.empty:
             st.info(f.empty)  # nothing to start from yet
             return
         values[f.name] = draw(kind, f, values)
@@ -111,7 +113,7 @@ def job_form(kind: JobKind) -> None:
         chosen = st.radio(
             "Start from",
             kind.one_of,
-            index=one_of_start(kind, values, root),
+            index=one_of_start(kind, values, root, runs_view),
             format_func=lambda name: kind.get_field(name).label or name,
             key=f"{PAGE}-{kind.name}-one-of",
         )

@@ -11,6 +11,7 @@ with (`workbench_app.services.jobs.start_job`).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import string
@@ -169,32 +170,54 @@ class FieldOptions:
     labels: dict[str, str] = field(default_factory=dict)
 
 
-def field_options(f: JobField, values: Mapping[str, Any], root: Path | None = None) -> FieldOptions:
+class RunsView:
+    """What a job form reads from the runs directory (capture models, stores, batch specs), each
+    read at most once: make one per page render and pass it to every field's options."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = (root or runs_root()).resolve()
+
+    @functools.cached_property
+    def models(self) -> dict[str, dict[str, Any]]:
+        return capture_models(self.root)
+
+    @functools.cached_property
+    def stores(self) -> dict[str, dict[str, Any]]:
+        return stores_by_path(self.root)
+
+    @functools.cached_property
+    def specs(self) -> list[str]:
+        return batch_specs(self.root)
+
+
+def field_options(
+    f: JobField, values: Mapping[str, Any], root: Path | None = None, view: RunsView | None = None
+) -> FieldOptions:
     """The choices and default of field `f` given the `values` of the fields drawn before it
-    (those it `follows`), for the runs directory `root`."""
+    (those it `follows`), for the runs directory `root` (or as `view` read it)."""
     from workbench.data import dataset_names
 
-    root = (root or runs_root()).resolve()
+    view = view or RunsView(root)
     followed = values.get(f.follows) if f.follows else None
     if f.type == "model":
-        models = capture_models(root)
+        models = view.models
         # built ones first, toy-lm (the richest zoo model: labels, checkpoints) first of those
         names = sorted(models, key=lambda n: (not models[n]["built"], n != "toy-lm"))
         unbuilt = {n: f"{n} (not built yet: the job builds it)" for n in names}
         labels = {n: text for n, text in unbuilt.items() if not models[n]["built"]}
         return FieldOptions(names, names[0] if names else None, labels)
     if f.type in ("dataset", "sites"):
-        info = capture_models(root).get(str(followed), {}) if followed is not None else {}
+        info = view.models.get(str(followed), {}) if followed is not None else {}
         default = info.get("dataset" if f.type == "dataset" else "sites", f.default)
         return FieldOptions(dataset_names() if f.type == "dataset" else None, default)
     if f.type == "store":
-        stores = list(stores_by_path(root))
+        stores = list(view.stores)
         return FieldOptions(stores, stores[0] if stores else None)
     if f.type == "site":
-        sites = list(stores_by_path(root).get(str(followed), {"sites": []})["sites"])
+        sites = list(view.stores.get(str(followed), {"sites": []})["sites"])
         return FieldOptions(sites, sites[-1] if sites else None)
     if f.type == "spec":
-        specs = batch_specs(root)
+        specs = view.specs
         return FieldOptions(specs, specs[0] if specs else None)
     if f.type == "choice":
         return FieldOptions(list(f.choices), f.default)
@@ -213,13 +236,18 @@ class Widget:
 
 
 def field_widget(
-    kind: JobKind, f: JobField, values: Mapping[str, Any], root: Path | None, page: str
+    kind: JobKind,
+    f: JobField,
+    values: Mapping[str, Any],
+    root: Path | None,
+    page: str,
+    view: RunsView | None = None,
 ) -> Widget:
     """The widget of field `f` of `kind` on page `page`, its choices and default following the
     `values` drawn before it. Its key is the field's (and the followed value's, so that a new
     store gets a new site widget); an optional number with minimum 1 or more starts at 0 for
     None (`form_fields` reads it back)."""
-    options = field_options(f, values, root)
+    options = field_options(f, values, root, view)
     key = f"{page}-{kind.name}-{f.name}" + (f"-{values[f.follows]}" if f.follows else "")
     common = {"label": f.label or f.name, "key": key, "help": f.help or None}
     default = options.default
@@ -283,11 +311,13 @@ def form_layout(kind: JobKind) -> FormLayout:
     )
 
 
-def one_of_start(kind: JobKind, values: Mapping[str, Any], root: Path | None = None) -> int:
+def one_of_start(
+    kind: JobKind, values: Mapping[str, Any], root: Path | None = None, view: RunsView | None = None
+) -> int:
     """Which field of `kind.one_of` a form starts on: the first with something to choose from
     (a spec file, if there is one), else the last."""
     for i, name in enumerate(kind.one_of):
-        if field_options(kind.get_field(name), values, root).choices != []:
+        if field_options(kind.get_field(name), values, root, view).choices != []:
             return i
     return len(kind.one_of) - 1
 

@@ -21,6 +21,7 @@ import yaml
 from fake_plugins import declarations
 from tqdm import tqdm
 
+from analyses.sae.report import SAE_JOB
 from workbench.analysis.plugins import JobField, JobKind
 from workbench.errors import InputError
 from workbench.store import ActivationStore, StoreWriter
@@ -823,3 +824,29 @@ def test_a_declared_job_kind_starts_without_touching_the_app(queue_root, declare
     }
     job = jobs.wait_job(job.id, queue_root, timeout_s=WAIT_S)
     assert job.state == "done" and "usage: workbench" in jobs.log_tail(job)
+
+
+def test_a_runs_view_reads_the_runs_directory_once(tmp_path, monkeypatch):
+    from workbench_app.services import job_kinds
+
+    reads = {"stores": 0, "models": 0}
+    real_stores, real_models = job_kinds.stores_by_path, job_kinds.capture_models
+
+    def count(name, real):
+        def counted(*args, **kwargs):
+            reads[name] += 1
+            return real(*args, **kwargs)
+
+        return counted
+
+    monkeypatch.setattr(job_kinds, "stores_by_path", count("stores", real_stores))
+    monkeypatch.setattr(job_kinds, "capture_models", count("models", real_models))
+    view = job_kinds.RunsView(tmp_path)
+    for kind in (jobs.CAPTURE_JOB, SAE_JOB):
+        values: dict = {}
+        for f in kind.fields:
+            job_kinds.field_options(f, values, view=view)
+            values[f.name] = job_kinds.field_options(f, values, view=view).default
+    assert reads == {"stores": 1, "models": 1}
+    job_kinds.field_options(jobs.CAPTURE_JOB.get_field("model"), {}, tmp_path)
+    assert reads["models"] == 2  # without a view, each call reads again
