@@ -11,9 +11,15 @@ TORCH ?= torch==2.13.0
 demo: install
 	$(VENV)/bin/workbench demo
 
-test: lint
+# The tests in parallel workers, one per core (TEST_WORKERS=1 for one worker; plain `pytest` runs
+# them in this process): tests sharing a module's fixture stay in one worker (loadgroup, see
+# tests/conftest.py), the slow ones first.
+TEST_WORKERS ?= auto
+
+test: lint docs
 	bash scripts/ensure-chromium
-	WORKBENCH_SCREENSHOTS="$${WORKBENCH_SCREENSHOTS:-$(CURDIR)/build/screenshots}" $(PY) -m pytest
+	WORKBENCH_SCREENSHOTS="$${WORKBENCH_SCREENSHOTS:-$(CURDIR)/build/screenshots}" $(PY) -m pytest \
+		-n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 # ruff (lint + format), mypy, and the import contracts of pyproject's [tool.importlinter]
 # (the layers of the README's architecture section; no import cycles).
@@ -22,6 +28,19 @@ lint: install
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 	$(VENV)/bin/lint-imports
+
+# The documentation site (docs/, mkdocs.yml) into build/site; --strict fails on a link to a
+# missing page, anchor or Python symbol. The CLI reference is written from the parser here.
+.PHONY: docs
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir build/site
+
+# Are pyproject's lower bounds true? Every direct dependency at its declared floor, on the lowest
+# Python allowed, in build/lowest-venv (its own, not .venv), then a fast subset of the tests, the
+# lint tools and the docs build on them (scripts/check-lowest-deps).
+.PHONY: lowest
+lowest:
+	bash scripts/check-lowest-deps
 
 install: $(VENV)/.installed
 

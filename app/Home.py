@@ -16,7 +16,7 @@ from workbench.store import ActivationStore
 from workbench.zoo import list_zoo
 from workbench_app.lib import home_view
 from workbench_app.lib.exports import show_figure, show_table
-from workbench_app.lib.pickers import pick_store, require
+from workbench_app.lib.pickers import pick_store, require, stop_if_empty
 from workbench_app.lib.state import url_selectbox
 from workbench_app.services.runsdir import runs_root, stores_by_path
 
@@ -35,6 +35,7 @@ def store_table(path: str, manifest_mtime: float) -> tuple[dict, pd.DataFrame, d
 
 st.title("Interpretability workbench")
 st.caption(f"Runs directory: `{root}`")
+stop_if_empty(root)
 
 zoo_rows = pd.DataFrame(list_zoo())
 if not zoo_rows.empty:

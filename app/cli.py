@@ -21,7 +21,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="bind address (default 127.0.0.1; 0.0.0.0 exposes it to the network)",
     )
     p.add_argument(
-        "--runs", default="runs", help="directory of stores and results the app may read"
+        "--runs",
+        default=None,
+        help="directory of stores and results the app may read (default: where `workbench "
+        "demo` writes, runs/demo)",
     )
     p.add_argument("--zoo-root", help="zoo cache shown on the home page (default $WORKBENCH_ZOO)")
     p.set_defaults(run=run)
@@ -29,10 +32,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from workbench_app.launch import launch_app
+    from workbench_app.services.runsdir import demo_default_out
 
     return launch_app(
         host=args.host,
         port=args.port,
-        runs=Path(args.runs),
+        runs=Path(args.runs or demo_default_out()),
         zoo_root=Path(args.zoo_root) if args.zoo_root else None,
     )

@@ -30,4 +30,4 @@ def demo_step(out: Path, zoo_root: Path | None, device: str) -> str:
             f"{label} {rows.loc[best, 'accuracy']:.2f} (control {rows.loc[best, 'control_accuracy']:.2f},"
             f" majority {rows.loc[best, 'majority_baseline']:.2f})"
         )
-    return "probes on toy-lm, last checkpoint, best site: " + "; ".join(parts)
+    return "probes on toy-lm: at the last checkpoint's best site, " + "; ".join(parts)

@@ -18,6 +18,19 @@ class UnknownModelError(WorkbenchError):
     """A model spec that no loader could resolve; the message lists what was tried."""
 
 
+class MissingExtraError(UnknownModelError):
+    """A model (or feature) whose package is not installed; the message names the pip extra
+    that adds it. `package` and `extra` say which, for callers that skip the work instead."""
+
+    def __init__(self, what: str, package: str, extra: str) -> None:
+        super().__init__(
+            f"{what} needs the package {package}, which is not installed; add it with "
+            f"pip install 'interp-workbench[{extra}]'"
+        )
+        self.package = package
+        self.extra = extra
+
+
 class UnknownSiteError(WorkbenchError, KeyError):
     """A site name or pattern that does not exist on the model."""
 

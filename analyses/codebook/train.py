@@ -21,6 +21,7 @@ import torch
 
 from analyses.codebook.analysis import code_usage, collect_codes
 from analyses.codebook.model import Codebooks, encode_examples, lm_view, load_base_model
+from workbench import console
 from workbench.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ def finetune(
     started = time.perf_counter()
     try:
         with books.insert(handle):
-            for step in range(cfg.steps):
+            for step in console.track(range(cfg.steps), "train codebooks", unit="step"):
                 rows = torch.randint(len(ids), (cfg.batch_size,), generator=gen)
                 b_ids, b_mask = ids[rows], mask[rows]
                 losses, _ = token_losses(lm_view(handle), b_ids, b_mask)

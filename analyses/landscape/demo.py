@@ -23,10 +23,10 @@ def demo_step(out: Path, zoo_root: Path | None, device: str) -> str:
         factory, task = zoo_model("digits-mlp")
         result = intrinsic_dimension(
             factory, task, DIMS, projection="fastfood", config=TrainConfig(epochs=15),
-            device=device, model_name="digits-mlp", out=folder, progress=False,
+            device=device, model_name="digits-mlp", out=folder,
         )  # fmt: skip
     head = result.headline
     return (
-        f"objective-landscape intrinsic dimension of digits-mlp: d_int90 = {head['d_int90']} of "
+        f"objective landscape of digits-mlp: intrinsic dimension d_int90 = {head['d_int90']} of "
         f"D = {head['D']:,} parameters (baseline {head['baseline']:.3f}, {head['baseline_kind']})"
     )

@@ -33,6 +33,7 @@ from torch import nn
 from analyses.landscape.projections import PROJECTIONS
 from analyses.landscape.subspace import SubspaceModel
 from analyses.landscape.tasks import Task
+from workbench import console
 from workbench.analysis.results import Result
 from workbench.errors import InputError
 
@@ -209,7 +210,8 @@ def intrinsic_dimension(
         seeds: one run per seed per d.
         baseline: 'direct' (mean direct-training score) or 'global' (1.0).
         out: save the result (parquet + JSON) there.
-        progress: a tqdm bar on stderr (and a log line per run).
+        progress: a progress bar on stderr (`workbench.console`: on a terminal only), and a
+            log line per run.
         num_threads: torch CPU threads while training (restored after; None keeps the
             current setting). 1 by default, as for the zoo's digits models: their steps are
             tiny matmuls, and with 2 threads on a busy 2-core machine a digits-cnn step was
@@ -220,8 +222,6 @@ def intrinsic_dimension(
         projection 'direct' and d = D for baseline runs; headline d_int90, d_int100, baseline,
         baseline_kind, threshold90, D, the mean score per d.
     """
-    from tqdm import tqdm
-
     from workbench.devices import resolve_device
 
     dims = [int(d) for d in dims]
@@ -239,26 +239,29 @@ def intrinsic_dimension(
     runs += [(projection, d, s) for d in sorted(dims) for s in seeds]
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
-    bar = tqdm(runs, desc=f"intrinsic-dim {model_name}", disable=not progress, unit="run")
     threads = torch.get_num_threads()
     try:
         if num_threads is not None and resolved.type == "cpu":
             torch.set_num_threads(num_threads)
-        for kind, d, seed in bar:
-            bar.set_postfix_str(f"{kind} d={d} seed={seed}")
-            t0 = time.perf_counter()
-            if kind == "direct":
-                scores = train_direct(factory, task, seed, config, resolved)
-            else:
-                scores = train_subspace(factory, task, d, kind, seed, config, resolved)
-            scores["seconds"] = time.perf_counter() - t0
-            log.info(
-                "%s %s d=%d seed=%d: %s=%.4f", model_name, kind, d, seed, metric, scores[metric]
-            )
-            rows += [
-                {"d": d, "seed": seed, "projection": kind, "metric": k, "value": float(v)}
-                for k, v in scores.items()
-            ]
+        with console.progress(
+            len(runs), f"intrinsic-dim {model_name}", unit="run", enabled=progress
+        ) as bar:
+            for kind, d, seed in runs:
+                bar.note(f"{kind} d={d} seed={seed}")
+                t0 = time.perf_counter()
+                if kind == "direct":
+                    scores = train_direct(factory, task, seed, config, resolved)
+                else:
+                    scores = train_subspace(factory, task, d, kind, seed, config, resolved)
+                scores["seconds"] = time.perf_counter() - t0
+                log.info(
+                    "%s %s d=%d seed=%d: %s=%.4f", model_name, kind, d, seed, metric, scores[metric]
+                )
+                rows += [
+                    {"d": d, "seed": seed, "projection": kind, "metric": k, "value": float(v)}
+                    for k, v in scores.items()
+                ]
+                bar.update()
     finally:
         torch.set_num_threads(threads)
     frame = pd.DataFrame(rows)

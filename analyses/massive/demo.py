@@ -25,7 +25,7 @@ def demo_step(out: Path, zoo_root: Path | None, device: str) -> str:
     zero = next(a for a in found["ablation"] if a["mode"] == "zero")
     sun = "" if found["sun_criterion"] else ", none massive by Sun et al.'s 1000x criterion"
     return (
-        f"massive activations of toy-lm over its checkpoints: layer {top['layer']} max/median "
+        f"massive activations in toy-lm: over its checkpoints, layer {top['layer']} max/median "
         f"{top['first_ratio']:.1f} -> {top['last_ratio']:.1f}{sun}; zeroing the largest entries "
         f"at the last step costs {zero['delta_massive'] / zero['clean_loss']:+.2%} of the loss "
         f"({'more than' if zero['significant'] else 'no more than'} random entries + 2 std); "

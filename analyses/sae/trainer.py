@@ -23,6 +23,7 @@ up to `norm_sample_rows` shuffled rows), SAELens's "expected_average_only_in" (A
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -39,6 +40,7 @@ from analyses.sae.base import SparseAutoencoder
 from analyses.sae.data import RowSource, as_row_source
 from analyses.sae.io import _load_tensors, _write_json, _write_tensors, save_sae, state_tensors
 from analyses.sae.registry import build_sae, make_config
+from workbench import console
 from workbench.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -247,6 +249,10 @@ def train(
     t0 = time.perf_counter() - state.elapsed_s
     window_t, window_tokens = time.perf_counter(), 0
     steps_this_call = 0
+    bar_scope = contextlib.ExitStack()
+    bar = bar_scope.enter_context(
+        console.progress(total, "train SAE", unit="step", initial=state.step)
+    )
     try:
         while state.step < total:
             if stop_after is not None and steps_this_call >= stop_after:
@@ -279,6 +285,7 @@ def train(
                     silent += x.shape[0]
                     silent[fired] = 0
                 state.step += 1
+                bar.update()
                 state.batch_in_epoch += 1
                 state.tokens += int(x.shape[0])
                 steps_this_call += 1
@@ -346,6 +353,7 @@ def train(
             tokens_per_s=result["tokens_per_s"],
         )
     finally:
+        bar_scope.close()
         logger.close()
     return result
 

@@ -26,6 +26,7 @@ import torch
 
 from analyses.steering.apply import generate, steer
 from analyses.steering.vectors import SteeringVector
+from workbench import console
 from workbench.errors import InputError
 from workbench.models.handle import ModelHandle
 
@@ -163,7 +164,7 @@ def sweep(
     and for `controls` random directions of the same norm at the same site; one tidy frame with
     columns site, direction ("concept" or "random"), control (index), coeff, metric, value."""
     frames = []
-    for vector in vectors:
+    for vector in console.track(vectors, "steering sweep", unit="site"):
         frame = measure(vector).assign(site=vector.site, direction="concept", control=-1)
         frames.append(frame)
         for c in range(controls):

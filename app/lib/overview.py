@@ -22,6 +22,7 @@ import pandas as pd
 from workbench.analysis.plugins import Link, Report, SiteQuery, headlines, report_kinds
 from workbench.sites.names import layer_index
 from workbench_app.lib.links import page_file, page_link
+from workbench_app.services.runsdir import richest_first, stores_by_path
 
 
 def curve_columns() -> list[str]:
@@ -41,6 +42,15 @@ def result_stores(root: Path) -> list[str]:
             if p.parent.parent.parent.name in names
         }
     )
+
+
+def richest_result_store(root: Path, names: Sequence[str]) -> str:
+    """The richest of the store names `names` (`result_stores`), the Overview's default:
+    `richest_first` over their stores `stores/<name>` (a name whose store is gone ranks by its
+    saved results alone)."""
+    found = stores_by_path(root)
+    stores = {f"stores/{name}": found.get(f"stores/{name}", {}) for name in names}
+    return richest_first(root, stores)[0].removeprefix("stores/")
 
 
 def site_headlines(root: Path, store: str) -> pd.DataFrame:

@@ -10,7 +10,9 @@ back as the URL's `ROW,COLUMN`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,6 +21,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 from workbench_app.lib.links import page_link
+from workbench_app.services.runsdir import SAME_ROWS, richest_first
 
 Cell = tuple[str, str]  # (row label, column label) of a map
 Links = list[tuple[str, str]]  # (text, URL)
@@ -228,3 +231,36 @@ def cross_links(a: str, b: str, cell: Cell) -> Links:
     if cell[0] == cell[1]:
         links.append(("Both side by side", explore_link(a, cell[0], compare=b)))
     return links
+
+
+def rows_key(entry: Mapping[str, Any]) -> tuple:
+    """What fixes the rows of a store (a `stores_by_path` entry): its row count and its
+    `SAME_ROWS` capture settings (dataset, examples, length, positions). Two stores with equal
+    keys hold the same rows, so model x model compares them row by row."""
+    spec = entry.get("spec") or {}
+    return (entry.get("n_rows"), *(str(spec.get(k)) for k in SAME_ROWS))
+
+
+def cross_pair(
+    ranked: Sequence[str], stores: Mapping[str, Mapping[str, Any]], a: str | None = None
+) -> tuple[str, str]:
+    """The stores the model x model map opens on, among `ranked` (the keys of `stores`, richest
+    first: `richest_first`). Store A: `a` when given, else the richest store whose rows another
+    store holds too (`rows_key`), else the richest. Store B: the richest other store holding
+    A's rows, else the richest other store (A itself when it is the only one)."""
+    rows = {name: rows_key(stores[name]) for name in ranked}
+    shared = Counter(rows.values())
+    if a is None:
+        a = next((name for name in ranked if shared[rows[name]] > 1), ranked[0])
+    others = [name for name in ranked if name != a]
+    same = [name for name in others if rows[name] == rows.get(a)]
+    return a, (same or others or [a])[0]
+
+
+def cross_default(
+    root: Path, stores: Mapping[str, Mapping[str, Any]], a: str | None = None
+) -> tuple[str, str]:
+    """The model x model pair without one in the URL: the richest two of `stores` (runs
+    directory `root`) holding the same rows (`cross_pair`); B's default follows A when the URL
+    names it."""
+    return cross_pair(richest_first(root, stores), stores, a)

@@ -20,6 +20,7 @@ import streamlit as st
 
 from workbench_app.lib import overview
 from workbench_app.lib.exports import show_figure, show_table
+from workbench_app.lib.pickers import stop_if_empty
 from workbench_app.lib.state import url_selectbox
 from workbench_app.services.runsdir import runs_root
 
@@ -69,6 +70,7 @@ st.caption(
     "Headline metrics per layer from the saved results of a store, and their curves over "
     f"training from batch runs. Runs directory: `{root}`"
 )
+stop_if_empty(root)
 stores = overview.result_stores(root)
 if not stores:
     st.info(
@@ -76,13 +78,12 @@ if not stores:
         "`workbench analyze NAME --store DIR --out RUNS/results/NAME/STORE`."
     )
     st.stop()
-default = "toy-lm" if "toy-lm" in stores else stores[0]
 store = url_selectbox(
     "Model (store)",
     stores,
     "store",
     page=PAGE,
-    default=lambda wanted: default if wanted is None else stores[0],  # no store / an unknown one
+    default=lambda _wanted: overview.richest_result_store(root, stores),  # none or unknown
 )
 
 table, curves = store_tables(str(root), store)

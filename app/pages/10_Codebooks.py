@@ -28,7 +28,7 @@ from analyses.codebook.analysis import (
 from analyses.codebook.code_page import code_page, code_report, default_label
 from workbench.errors import WorkbenchError
 from workbench_app.lib import exports, state
-from workbench_app.lib.pickers import inside_or_stop, require
+from workbench_app.lib.pickers import inside_or_stop, require, stop_if_empty
 from workbench_app.services.runsdir import runs_root
 
 st.set_page_config(page_title="Workbench: codebooks", layout="wide")
@@ -48,6 +48,7 @@ def load(folder: str, mtime: float):
 
 st.title("Codebooks")
 root = runs_root()
+stop_if_empty(root)
 folders = require(
     sorted(str(p.parent.relative_to(root)) for p in root.rglob("codebook.json")),
     f"No saved codebook model under {root}: run `workbench codebook train --out "

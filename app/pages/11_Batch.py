@@ -18,7 +18,7 @@ from workbench.zoo import zoo_root
 from workbench_app.lib import batch_view, scrub
 from workbench_app.lib.exports import show_figure, show_table
 from workbench_app.lib.overview import batch_folders
-from workbench_app.lib.pickers import require
+from workbench_app.lib.pickers import require, stop_if_empty
 from workbench_app.lib.state import url_select_slider, url_selectbox
 from workbench_app.services.runsdir import runs_root
 
@@ -49,6 +49,7 @@ st.caption(
     "Analyses run by `workbench batch run SPEC` over models, checkpoints, datasets and sites; "
     f"one row per cell x metric in `results.parquet`. Runs directory: `{root}`"
 )
+stop_if_empty(root)
 batches = require(
     [str(folder.relative_to(root)) for folder in batch_folders(root)],
     f"No batch results under `{root}`. Run `workbench demo` or `workbench batch run SPEC`.",

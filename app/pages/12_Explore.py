@@ -29,7 +29,7 @@ from workbench.errors import WorkbenchError
 from workbench.store import ActivationStore
 from workbench_app.lib import explore_view, state
 from workbench_app.lib.exports import show_figure, show_table
-from workbench_app.lib.pickers import complete_stores, pick_store
+from workbench_app.lib.pickers import complete_stores, pick_store, stop_if_empty
 from workbench_app.services.runsdir import inside_runs, runs_root
 
 st.set_page_config(page_title="Workbench: explore", layout="wide")
@@ -79,6 +79,7 @@ st.caption(
     "Select points on the map (box or lasso); every panel below follows the selection, and the "
     f"URL keeps it. Runs directory: `{root}`"
 )
+stop_if_empty(root)
 names = complete_stores(root)
 c1, c2, c3, c4, c5 = st.columns([3, 3, 1, 2, 1])
 store = pick_store(root, names, page=PAGE, container=c1)

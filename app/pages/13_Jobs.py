@@ -26,6 +26,7 @@ from streamlit.errors import StreamlitAPIException
 from workbench.analysis.plugins import JobField, JobKind
 from workbench.errors import InputError
 from workbench_app.lib.links import page_file, page_link
+from workbench_app.lib.pickers import stop_if_empty
 from workbench_app.lib.state import state_key, url_selectbox
 from workbench_app.services.jobs import (
     Job,
@@ -235,6 +236,7 @@ st.caption(
     f"log.txt, exit.json). Runs directory: `{root}`"
 )
 st.caption(limit_text())
+stop_if_empty(root, stop=False)  # a capture started below fills it too
 st.subheader("Start a job")
 for tab, kind in zip(
     st.tabs([k.label[:1].upper() + k.label[1:] for k in kinds]), kinds, strict=True

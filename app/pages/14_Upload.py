@@ -18,6 +18,7 @@ import streamlit as st
 from workbench.errors import WorkbenchError
 from workbench.zoo import list_zoo, zoo_root
 from workbench_app.lib.links import page_link
+from workbench_app.lib.pickers import stop_if_empty
 from workbench_app.services import uploads
 from workbench_app.services.runsdir import runs_root
 from workbench_app.services.upload_sae import import_sae
@@ -67,6 +68,7 @@ st.caption(
     "is written: size limits, no pickles (only .npy without objects, safetensors, JSON, CSV and "
     f"parquet), finite numbers; an existing name is never overwritten. Runs directory: `{root}`"
 )
+stop_if_empty(root, stop=False)  # an upload below fills it too
 
 st.subheader("Activations")
 with st.form("upload-activations"):

@@ -2,7 +2,8 @@
 
 Models are cached with `st.cache_resource` (one handle shared by every session; `capture` takes
 the handle's lock). Only built zoo models are offered: nothing trains inside a page rerun.
-View state (model, prompt) lives in the URL.
+View state (model, prompt) lives in the URL; without a model there, the model of the richest
+store in the runs directory (the one the other pages open on).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from workbench.errors import WorkbenchError
 from workbench.zoo import get_recipe, list_zoo, zoo_root
 from workbench_app.lib import model_view
 from workbench_app.lib.exports import show_figure
+from workbench_app.lib.pickers import require, richest_model, stop_if_empty
 from workbench_app.lib.state import url_selectbox, url_text_input
+from workbench_app.services.runsdir import runs_root
 
 PAGE = "model"
 st.set_page_config(page_title="Workbench: model", layout="wide")
@@ -42,7 +45,12 @@ def default_prompt(name: str) -> str:
 st.title("Model")
 root = str(zoo_root())
 choices = [r["name"] for r in list_zoo() if r["built"] and r["kind"] in ("causal-lm", "pretrained")]
-name = url_selectbox("Model", choices, "model", page=PAGE)
+runs = runs_root()
+stop_if_empty(runs, stop=not choices)  # the page runs zoo models, not the runs dir
+require(choices, "No language model is built yet: `workbench zoo build toy-lm` builds one.")
+name = url_selectbox(
+    "Model", choices, "model", page=PAGE, default=lambda _url: richest_model(runs, choices)
+)
 prompt = url_text_input("Prompt", "prompt", page=PAGE, default=lambda _url: default_prompt(name))
 if not prompt.strip():
     st.info("Type a prompt.")

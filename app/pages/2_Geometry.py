@@ -65,7 +65,7 @@ st.caption(
     "#components for 90% variance, anisotropy, effective rank, and unit sparsity, per site. "
     f"Runs directory: `{root}`"
 )
-
+pickers.stop_if_empty(root)
 names = pickers.complete_stores(root)
 c1, c2, c3 = st.columns([3, 3, 2])
 store = pickers.pick_store(root, names, page=PAGE, container=c1)

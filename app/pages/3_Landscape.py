@@ -15,7 +15,7 @@ from workbench.analysis.results import Result, list_results
 from workbench.errors import WorkbenchError
 from workbench_app.lib import landscape_view
 from workbench_app.lib.exports import show_figure, show_table
-from workbench_app.lib.pickers import inside_or_stop, require
+from workbench_app.lib.pickers import inside_or_stop, require, stop_if_empty
 from workbench_app.lib.state import url_selectbox
 from workbench_app.services.runsdir import runs_root
 
@@ -36,6 +36,7 @@ st.caption(
     "Liu & Yosinski 2018). d_int90 is the first d whose mean score over seeds is strictly "
     "greater than 90% of the baseline."
 )
+stop_if_empty(root)
 found = require(
     [r for r in list_results(root) if r["analysis"] == "intrinsic-dim"],
     f"No intrinsic-dimension results under `{root}` yet. Run for example "

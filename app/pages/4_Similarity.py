@@ -26,7 +26,7 @@ from workbench.errors import WorkbenchError
 from workbench.store import ActivationStore
 from workbench_app.lib import similarity_view, state
 from workbench_app.lib.exports import show_figure, show_table
-from workbench_app.lib.pickers import complete_stores, pick_store
+from workbench_app.lib.pickers import complete_stores, pick_store, stop_if_empty
 from workbench_app.services import runsdir
 
 st.set_page_config(page_title="Workbench: similarity", layout="wide")
@@ -157,8 +157,8 @@ st.caption(
     "CKA; procrustes is the nuclear-norm similarity of the normalised layers. 1 = identical up "
     "to the measure's invariances."
 )
+stop_if_empty(root)
 stores = complete_stores(root)
-complete = sorted(stores)
 measure = state.url_selectbox("Measure", MEASURES, "measure", page=PAGE)
 
 st.subheader("Layer x layer")
@@ -224,10 +224,13 @@ else:
 
 st.subheader("Model x model")
 cols = st.columns(2)
-a = pick_store(root, stores, page=PAGE, label="Store A", key="a", container=cols[0]).name
+a = pick_store(
+    root, stores, page=PAGE, label="Store A", key="a", container=cols[0],
+    default=lambda _wanted: similarity_view.cross_default(root, stores)[0],
+).name  # fmt: skip
 b = pick_store(
     root, stores, page=PAGE, label="Store B", key="b", container=cols[1],
-    default=complete[min(1, len(complete) - 1)],
+    default=lambda _wanted: similarity_view.cross_default(root, stores, a)[1],
 ).name  # fmt: skip
 cross, pair_cell = show_map(
     lambda: cross_matrix(a, b, (_mtime(a), _mtime(b)), measure),

@@ -15,7 +15,7 @@ import streamlit as st
 from workbench.analysis.results import Result, list_results
 from workbench_app.lib import collapse_view
 from workbench_app.lib.exports import show_figure, show_table
-from workbench_app.lib.pickers import require
+from workbench_app.lib.pickers import require, stop_if_empty
 from workbench_app.lib.state import url_selectbox
 from workbench_app.services.runsdir import inside_runs, runs_root
 
@@ -94,6 +94,7 @@ def probe_section(paths: list[str]) -> None:
 
 
 st.title("Neural collapse and probes")
+stop_if_empty(root)
 results = list_results(root)
 collapse_paths = collapse_view.collapse_series(
     [r["path"] for r in results if r["analysis"] == "neural-collapse"], frame_of

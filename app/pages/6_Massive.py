@@ -65,7 +65,7 @@ st.caption(
     "Sun et al. 2024: an activation is massive if |a| > 100 and > 1000x the median |a| of its "
     "hidden state; small models rarely pass the absolute part, so both parts are counted apart."
 )
-
+pickers.stop_if_empty(root)
 store = pickers.pick_store(root, pickers.complete_stores(root), page=PAGE)
 choice, path, mtime = store.name, str(store.path), store.mtime
 site = url_selectbox("Site", store.sites, "site", page=PAGE, default=store.sites[-1])

@@ -22,7 +22,7 @@ from analyses.sae.feature_page import feature_page
 from analyses.sae.features import latent_report, load_feature_stats, store_unembedding
 from workbench.store import ActivationStore
 from workbench_app.lib import exports, sae_view
-from workbench_app.lib.pickers import inside_or_stop, require
+from workbench_app.lib.pickers import inside_or_stop, require, stop_if_empty
 from workbench_app.lib.state import url_number_input, url_selectbox
 from workbench_app.services.runsdir import inside_runs, runs_root
 
@@ -30,6 +30,7 @@ st.set_page_config(page_title="Workbench: SAE features", layout="wide")
 root = runs_root()
 PAGE = "sae"  # namespaces its widgets' session state (shared by every page of the app)
 st.title("SAE features")
+stop_if_empty(root)
 
 
 def _relative(path: str) -> Path | None:

@@ -17,7 +17,7 @@ from workbench.sites.names import expand_sites
 from workbench.zoo import list_zoo, zoo_root
 from workbench_app.lib import state, steering_view
 from workbench_app.lib.exports import show_figure, show_table
-from workbench_app.lib.pickers import inside_or_stop, require
+from workbench_app.lib.pickers import inside_or_stop, require, stop_if_empty
 from workbench_app.services.runsdir import runs_root, saved_vectors
 
 PAGE = "steering"
@@ -45,8 +45,10 @@ def concept_vector(name: str, zoo: str, site: str, concept: str, value: int):
 
 st.title("Steering")
 zoo = str(zoo_root())
+built = [r["name"] for r in list_zoo() if r["built"] and r["name"] == "toy-lm"]
+stop_if_empty(root, stop=not built)  # the demo builds toy-lm too; with it, steer live
 models = require(
-    [r["name"] for r in list_zoo() if r["built"] and r["name"] == "toy-lm"],
+    built,
     "Build the zoo's toy-lm first: `workbench zoo build toy-lm` (or `workbench demo`).",
 )
 name = models[0]

@@ -89,7 +89,9 @@ def run(folder: Path) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, stop)
     job = json.loads((folder / JOB_FILE).read_text())
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # log lines as they are printed
+    # log lines as they are printed, and the commands' progress bars as lines in the log
+    # (`workbench.console.bar.PROGRESS_ENV`, named here: this runner does not import workbench)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "WORKBENCH_PROGRESS": "lines"}
     code, ran, started = 0, 0, None
     with open(folder / LOG_FILE, "ab", buffering=0) as log:
         _wait_turn(folder, job, stop, log)

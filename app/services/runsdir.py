@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +14,9 @@ RUNS_ENV = "WORKBENCH_RUNS_DIR"
 
 
 def runs_root() -> Path:
-    """The runs directory the app was started on (`workbench app --runs DIR`)."""
-    return Path(os.environ.get(RUNS_ENV, "runs")).resolve()
+    """The runs directory the app was started on (`workbench app --runs DIR`; by default where
+    `workbench demo` writes)."""
+    return Path(os.environ.get(RUNS_ENV) or demo_default_out()).resolve()
 
 
 def inside_runs(relative: str, root: Path | None = None) -> Path | None:
@@ -25,6 +29,76 @@ def inside_runs(relative: str, root: Path | None = None) -> Path | None:
     if candidate != root and root not in candidate.parents:
         return None
     return candidate
+
+
+def is_empty(root: Path) -> bool:
+    """Whether the runs directory `root` holds nothing at all: it is missing, or no file lies in
+    it or below (empty folders, such as the one `workbench app` makes, do not count). One file
+    is enough to stop the walk, so a full runs directory answers at once."""
+    return not root.is_dir() or not any(path.is_file() for path in root.rglob("*"))
+
+
+@cache
+def demo_default_out() -> str:
+    """Where `workbench demo` writes without `--out`: its parser's default, as written there
+    (relative to the working directory)."""
+    from workbench.cli.main import build_parser
+
+    return str(build_parser().parse_args(["demo"]).out)
+
+
+def fill_command(root: Path) -> str:
+    """The one command that fills the runs directory `root` with something for every page:
+    `workbench demo --no-app`, with `--out ROOT` unless `root` is the demo's default (ROOT
+    relative to the working directory when it lies inside it). `--no-app`: the app that shows
+    this is already serving `root`, and the demo's own would want the same port."""
+    root = root.resolve()
+    command = "workbench demo --no-app"
+    if root == Path(demo_default_out()).resolve():
+        return command
+    cwd = Path.cwd().resolve()
+    shown = root.relative_to(cwd) if root.is_relative_to(cwd) else root
+    return f"{command} --out {shlex.quote(str(shown))}"
+
+
+def saved_analyses(root: Path) -> dict[str, set[str]]:
+    """Store name -> the analyses with a saved result for it: `results/<analysis>/<name>/`
+    holding a result (`result.json`) directly or one folder down (per site, per direction), as
+    `workbench demo` and `workbench analyze --out RUNS/results/<analysis>/<name>` save them for
+    the store `stores/<name>`."""
+    found: dict[str, set[str]] = {}
+    for pattern in ("*/*/result.json", "*/*/*/result.json"):
+        for meta in (root / "results").glob(pattern):
+            analysis, name = meta.relative_to(root / "results").parts[:2]
+            found.setdefault(name, set()).add(analysis)
+    return found
+
+
+def richest_first(root: Path, stores: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The keys of `stores` (paths relative to the runs directory `root` -> `list_stores`
+    entries, as `stores_by_path` gives them; an entry may lack `sites`), richest first: what a
+    page shows when the URL names no store. Richest means, compared in this order:
+
+    1. the most analyses with saved results for it (`saved_analyses`; only a store directly
+       under `root/stores/` has them): the most pages with something to show;
+    2. the most sites (the longest tables, the most layers to compare);
+    3. the newest manifest (the latest capture);
+
+    and, between stores equal on all three, path order."""
+    analyses = saved_analyses(root)
+
+    def richness(relative: str) -> tuple[int, int, float]:
+        path = Path(relative)
+        named = path.parent == Path("stores")
+        n_analyses = len(analyses.get(path.name, ())) if named else 0
+        try:
+            mtime = (root / relative / "manifest.json").stat().st_mtime
+        except OSError:  # gone since it was listed, or a name without a store
+            mtime = 0.0
+        return n_analyses, len(stores[relative].get("sites") or ()), mtime
+
+    ranked = sorted(stores)  # path order first, so that the stable sort breaks ties by it
+    return sorted(ranked, key=richness, reverse=True)
 
 
 def stores_by_path(root: Path, complete_only: bool = True) -> dict[str, dict[str, Any]]:

@@ -72,22 +72,60 @@ def serve(runs: Path, log: Path, port: int | None = None) -> Iterator[tuple[str,
     """Run `workbench app --runs RUNS --port PORT` (default host) until the block ends.
 
     Yields (url, port, pid of the launcher). The launcher runs streamlit as a child, so both run
-    in a new session and the whole process group is terminated (then killed) at the end.
+    in a new session and the whole process group is terminated (then killed) at the end. Without
+    a `port`, a free one is picked, and picked again (twice at most) when another process, such
+    as a parallel test worker's server, took it before this server bound it.
     """
-    port = port or free_port()
+    for attempt in range(3):
+        chosen = port or free_port()
+        proc = _start(runs, log, chosen)
+        url = f"http://127.0.0.1:{chosen}"
+        try:
+            wait_healthy(url, proc, log)
+        except BaseException:
+            stop(proc)
+            taken = "is not available" in log.read_text(errors="replace")
+            if port is None and attempt < 2 and taken:
+                continue  # the port was taken before this server bound it: pick another
+            raise
+        if _listens(proc, chosen):
+            break
+        stop(proc)  # the health check was answered by another server on that port
+        if port is not None or attempt == 2:
+            raise RuntimeError(f"port {chosen} answers, but not from this app:\n{log.read_text()}")
+    try:
+        yield url, chosen, proc.pid
+    finally:
+        stop(proc)
+
+
+def _start(runs: Path, log: Path, port: int) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("WORKBENCH_RUNS_DIR", None)  # the launcher sets it from --runs
     command = [sys.executable, "-m", "workbench", "app", "--runs", str(runs), "--port", str(port)]
     with open(log, "wb") as out:
-        proc = subprocess.Popen(
+        return subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
+
+
+def _listens(proc: subprocess.Popen, port: int) -> bool:
+    """Whether what listens on `port` is `proc` or one of its children (True where this system
+    does not let us see other processes' sockets)."""
+    import psutil
+
     try:
-        url = f"http://127.0.0.1:{port}"
-        wait_healthy(url, proc, log)
-        yield url, port, proc.pid
-    finally:
-        stop(proc)
+        family = {proc.pid, *(p.pid for p in psutil.Process(proc.pid).children(recursive=True))}
+        listening = [
+            c
+            for c in psutil.net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
+        ]
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True
+    return any(c.pid in family for c in listening)
 
 
 def stop(proc: subprocess.Popen) -> None:

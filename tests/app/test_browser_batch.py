@@ -194,6 +194,7 @@ def test_every_page_stands_a_batch_in_the_runs_dir(page, runs, monkeypatch):
 
 def test_no_batch_says_how_to_make_one(tmp_path, monkeypatch):
     monkeypatch.setenv(RUNS_ENV, str(tmp_path))
+    (tmp_path / "notes.txt").write_text("not a batch")  # not empty: the page's own message
     at = AppTest.from_file(PAGE, default_timeout=60).run()
     assert not at.exception
     assert "workbench batch run SPEC" in at.info[0].value

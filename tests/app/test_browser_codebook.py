@@ -25,6 +25,7 @@ def _trained(runs: Path) -> Path:
 
 
 def test_page_without_models_says_how_to_make_one(runs_dir) -> None:
+    (runs_dir / "notes.txt").write_text("not a codebook")  # not empty: the page's own message
     at = AppTest.from_file(str(PAGE), default_timeout=60).run()
     assert not at.exception
     assert "No saved codebook model" in at.info[0].value

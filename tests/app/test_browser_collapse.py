@@ -75,6 +75,7 @@ def test_page_shows_collapse_and_probes(runs, monkeypatch):
 
 def test_empty_runs_dir_says_how_to_make_results(tmp_path, monkeypatch):
     monkeypatch.setenv("WORKBENCH_RUNS_DIR", str(tmp_path))
+    (tmp_path / "notes.txt").write_text("not a result")  # not empty: the page's own message
     at = AppTest.from_file(PAGE, default_timeout=60).run()
     assert not at.exception
     assert "over_checkpoints('digits-mlp')" in at.info[0].value

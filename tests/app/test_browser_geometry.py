@@ -142,6 +142,7 @@ def test_second_store_without_shared_sites_is_refused(series_runs):
 
 
 def test_geometry_page_without_stores(runs_dir):
+    (runs_dir / "notes.txt").write_text("not a store")  # not empty: the page's own message
     at = AppTest.from_file(PAGE, default_timeout=60).run()
     assert not at.exception
     assert "No complete stores" in at.info[0].value

@@ -58,6 +58,7 @@ def test_page_shows_the_chosen_result(monkeypatch, runs):
 
 
 def test_page_without_results_says_how_to_make_one(monkeypatch, tmp_path):
+    (tmp_path / "notes.txt").write_text("not a result")  # not empty: the page's own message
     at = run_page(monkeypatch, tmp_path)
     assert not at.exception
     assert "workbench landscape-dim" in at.info[0].value

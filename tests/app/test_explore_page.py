@@ -120,6 +120,7 @@ def test_bad_selection_and_sampling(runs):
 
 
 def test_no_store_says_how_to_make_one(tmp_path, monkeypatch):
+    make_store(tmp_path, "stores/partial", finalize=False)  # not empty, but nothing complete
     monkeypatch.setenv(RUNS_ENV, str(tmp_path))
     at = AppTest.from_file(PAGE, default_timeout=60).run()
     assert not at.exception and "workbench capture" in at.info[0].value

@@ -9,9 +9,12 @@ import sys
 import threading
 
 import numpy as np
+import pandas as pd
 import pytest
 from app_stores import HOME, SITES, make_store
 from streamlit.testing.v1 import AppTest
+
+from workbench.analysis.results import Result
 
 # -- helpers ----------------------------------------------------------------------------------
 
@@ -161,6 +164,7 @@ def test_choosing_a_site_updates_chart_and_url(toy_store):
 def test_store_query_param_selects_store(runs_dir):
     alpha = make_store(runs_dir, "stores/alpha", model="alpha-model", n_examples=4, seed=1)
     beta = make_store(runs_dir, "stores/beta", model="beta-model", n_examples=7, seed=2)
+    os.utime(alpha.path / "manifest.json", (4e9, 4e9))  # the newer: the richest of equals
     at = run_app()
     no_exception(at)
     assert selectbox(at, "Store").options == [alpha.relative, beta.relative]
@@ -179,6 +183,22 @@ def test_store_query_param_selects_store(runs_dir):
     assert at.query_params["store"] == alpha.relative
 
 
+def test_without_a_store_in_the_url_the_richest_opens(runs_dir):
+    """The store with the most saved analyses, though it has fewer rows and comes last in path
+    order; its choice goes to the URL, and a link naming another store still wins."""
+    make_store(runs_dir, "stores/alpha", model="alpha-model", n_examples=12, seed=1)
+    make_store(runs_dir, "stores/zeta", model="zeta-model", n_examples=4, seed=2)
+    frame = pd.DataFrame({"metric": ["dimension"], "value": [3.0]})
+    for analysis in ("twonn", "mle"):
+        Result(analysis, frame).save(runs_dir / "results" / analysis / "zeta" / SITES[0])
+    at = run_app()
+    no_exception(at)
+    assert selectbox(at, "Store").value == "stores/zeta" == at.query_params["store"]
+    assert metrics(at)["model"] == "zeta-model"
+    at = run_app({"store": "stores/alpha"})
+    assert selectbox(at, "Store").value == "stores/alpha" == at.query_params["store"]
+
+
 def test_large_store_row_count_formatted(runs_dir):
     store = make_store(runs_dir, "big", n_examples=200, chunks=3)  # 1,200 rows
     at = run_app()
@@ -189,20 +209,31 @@ def test_large_store_row_count_formatted(runs_dir):
 # -- empty, incomplete ------------------------------------------------------------------------
 
 
-def test_empty_runs_dir_shows_info(runs_dir):
+def test_empty_runs_dir_shows_the_command_that_fills_it(runs_dir):
     at = run_app()
     no_exception(at)
     assert len(at.info) == 1
-    assert "No stores" in at.info[0].value
-    assert str(runs_dir.resolve()) in at.info[0].value
+    assert f"`{runs_dir.resolve()}` is empty" in at.info[0].value
+    assert f"workbench demo --no-app --out {runs_dir.resolve()}" in at.info[0].value
     assert not at.selectbox and not at.metric and not at.get("plotly_chart")
 
 
-def test_missing_runs_dir_shows_info(tmp_path, monkeypatch):
+def test_missing_runs_dir_shows_the_command_that_fills_it(tmp_path, monkeypatch):
     monkeypatch.setenv("WORKBENCH_RUNS_DIR", str(tmp_path / "never-made"))
     at = run_app()
     no_exception(at)
-    assert "No stores" in at.info[0].value
+    assert f"workbench demo --no-app --out {tmp_path / 'never-made'}" in at.info[0].value
+
+
+def test_runs_dir_without_stores_says_how_to_capture_one(runs_dir):
+    (runs_dir / "notes.txt").write_text("not a store")
+    at = run_app()
+    no_exception(at)
+    assert [i.value for i in at.info] == [
+        f"No stores under `{runs_dir.resolve()}` yet. Run `workbench demo`, or `workbench "
+        "capture --model minilm --sites 'blocks.*.hook_resid_post' --dataset text --out "
+        f"{runs_dir.resolve()}/stores/NAME`."
+    ]
 
 
 def test_incomplete_store_warned_and_not_offered(runs_dir):

@@ -20,6 +20,7 @@ from workbench_app.lib.overview import (
     curve_columns,
     layer_panel,
     result_stores,
+    richest_result_store,
     site_headlines,
     training_curves,
 )
@@ -252,11 +253,30 @@ def test_unknown_site_in_the_url_warns(tmp_path, monkeypatch):
     assert "site" not in at.query_params
 
 
+def test_without_a_store_in_the_url_the_richest_opens(tmp_path, monkeypatch):
+    """`toy` (three analyses saved) over `other` (one), though `other` comes first; an unknown
+    store in the URL falls back to it too."""
+    make_runs(tmp_path)
+    monkeypatch.setenv(RUNS_ENV, str(tmp_path))
+    assert result_stores(tmp_path) == ["other", "toy"]
+    assert richest_result_store(tmp_path, ["other", "toy"]) == "toy"
+    for query in ({}, {"store": "gone"}):
+        at = AppTest.from_file(PAGE, default_timeout=60)
+        at.query_params.update(query)
+        at.run()
+        assert not at.exception, at.exception
+        assert at.selectbox[0].value == "toy" == at.query_params["store"]
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.query_params["store"] = "other"
+    assert at.run().selectbox[0].value == "other"  # a link's choice still wins
+
+
 def test_overview_page_without_results(tmp_path, monkeypatch):
+    (tmp_path / "notes.txt").write_text("")  # not empty (that is test_empty_runs.py), no result
     monkeypatch.setenv(RUNS_ENV, str(tmp_path))
     at = AppTest.from_file(PAGE, default_timeout=60).run()
     assert not at.exception
-    assert "workbench demo" in at.info[0].value
+    assert "No saved results" in at.info[0].value and "workbench demo" in at.info[0].value
 
 
 @pytest.mark.browser

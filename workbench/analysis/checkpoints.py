@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from workbench import console
 from workbench.errors import InputError
 from workbench.models.handle import ModelHandle
 from workbench.models.series import CheckpointSeries, looks_like_series
@@ -128,7 +129,7 @@ def iter_checkpoints(
     """
     resolved = as_series(series, zoo_root)
     chosen = resolve_steps(resolved.steps, steps)
-    for step in chosen:
+    for step in console.track(chosen, unit="checkpoint"):
         handle = resolved.load(step, device=device, dtype=dtype)
         try:
             yield step, handle

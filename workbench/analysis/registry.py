@@ -95,6 +95,8 @@ def analyses() -> dict[str, Analysis]:
 
 
 def get_analysis(name: str) -> Analysis:
+    """The installed analysis `name`; an unknown name is an `InputError` listing the installed
+    ones."""
     available = analyses()
     if name not in available:
         raise InputError(f"unknown analysis {name!r}; installed: {', '.join(available) or 'none'}")

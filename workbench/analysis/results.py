@@ -77,6 +77,8 @@ class Result:
         directory without result.json is not a finished result)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
+        # an older result here stops reading as finished before its table is overwritten
+        (directory / "result.json").unlink(missing_ok=True)
         self.frame.to_parquet(directory / "result.parquet", index=False)
         meta = {
             "schema_version": RESULT_SCHEMA_VERSION,
@@ -93,6 +95,8 @@ class Result:
 
     @classmethod
     def load(cls, directory: str | Path) -> Result:
+        """Read the result `save` wrote into `directory`; a directory without a finished
+        Result (no `result.json`, or a batch cell's) is an `InputError` saying what it holds."""
         directory = Path(directory)
         meta_path = directory / "result.json"
         if not meta_path.is_file():

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from workbench import console
+
+log = logging.getLogger(__name__)
 
 
 def add_parser(sub: Any) -> None:
@@ -49,6 +55,23 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(run=run_command)
 
 
+def task_ticker(bar: console.Progress, lines: bool = True) -> Callable[[str], None]:
+    """`run_batch`'s `log` for a progress bar: a tick per finished task (its line as the bar's
+    note). Its lines are log lines on stderr (where the web app's jobs read them) when `lines`
+    and no live bar stands for them, else at INFO (`-v` shows them)."""
+
+    def task_done(line: str) -> None:
+        if lines and not bar.live:
+            console.log(line)
+        else:
+            log.info(line)
+        if line.startswith("["):  # `[capture i/n] ...` and `[cell i/n] ...`; not the head count
+            bar.note(line)
+            bar.update()
+
+    return task_done
+
+
 def _out_of(target: str) -> str:
     """A results folder, or the `out` of the spec file `target`."""
     path = Path(target)
@@ -74,17 +97,17 @@ def run_command(args: argparse.Namespace) -> int:
         return 0
     if args.batch_command == "run":
         plan = make_plan(load_spec(args.spec, out=args.out), estimate=False)
-        print(
-            f"batch {plan.spec.name}: {len(plan.captures)} captures, {len(plan.cells)} cells -> {plan.out}",
-            flush=True,
+        console.log(
+            f"batch {plan.spec.name}: {len(plan.captures)} captures, {len(plan.cells)} cells -> {plan.out}"
         )
-        status = run_batch(
-            plan,
-            executor=args.executor,
-            workers=args.workers,
-            address=args.ray_address,
-            log=lambda line: print(line, flush=True),
-        )
+        with console.progress(None, f"batch {plan.spec.name}", unit="tasks") as bar:
+            status = run_batch(
+                plan,
+                executor=args.executor,
+                workers=args.workers,
+                address=args.ray_address,
+                log=task_ticker(bar),
+            )
         print(
             f"done {status['done']}, failed {status['failed']}, pending {status['pending']} "
             f"of {status['cells']} cells in {status['wall_seconds']:.1f} s; results: {plan.out}/results.parquet"

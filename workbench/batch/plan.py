@@ -30,6 +30,8 @@ def content_key(payload: Any) -> str:
 
 @dataclass(frozen=True)
 class Capture:
+    """One model checkpoint x dataset, captured once into the store `key` for every cell."""
+
     key: str
     checkpoint: Checkpoint
     dataset: DatasetEntry
@@ -77,6 +79,8 @@ class Cell:
 
 @dataclass
 class Plan:
+    """A spec expanded into its captures and cells, with the work `estimate`."""
+
     spec: BatchSpec
     out: str
     stores: str

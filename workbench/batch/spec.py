@@ -79,6 +79,8 @@ class AnalysisEntry:
 
 @dataclass
 class BatchSpec:
+    """A validated batch spec (the YAML's fields; `lines` maps field paths to their lines)."""
+
     name: str
     out: str
     models: list[ModelEntry]

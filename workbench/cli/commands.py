@@ -10,6 +10,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from workbench import console
 from workbench.errors import InputError
 
 #: Entry-point group of the web app's launcher: launch(host, port, runs, zoo_root) -> int.
@@ -49,7 +50,7 @@ def cmd_sites(args: argparse.Namespace) -> int:
     for name in names:
         target = aliases.get(name)
         print(f"{name}  (= {target})" if target else name)
-    print(f"# {len(names)} sites on {handle.info.name} ({handle.info.kind})", file=sys.stderr)
+    console.log(f"# {len(names)} sites on {handle.info.name} ({handle.info.kind})")
     return 0
 
 
@@ -201,26 +202,27 @@ def _sources(args: argparse.Namespace) -> list[Any]:
 def cmd_demo(args: argparse.Namespace) -> int:
     import os
 
-    from workbench.cli.demo import run_demo
+    from workbench.cli.demo import app_command, report_lines, run_demo
 
     out = Path(args.out)
     zoo_root = Path(args.zoo_root) if args.zoo_root else None
-    for line in run_demo(out, n_examples=args.n_examples, device=args.device, zoo_root=zoo_root):
-        print(line, flush=True)
+    report = run_demo(out, n_examples=args.n_examples, device=args.device, zoo_root=zoo_root)
+    console.print_warning_summary()  # before the findings, so that they end the output
+    if args.json:
+        console.result(json.dumps(report.to_json()))
+        return 0
+    for line in report_lines(report):
+        console.result(line)
     interactive = sys.stdin.isatty() and not os.environ.get("CI")
     if args.no_app or not interactive:
-        print(
-            f"(app not opened: {'--no-app' if args.no_app else 'not an interactive terminal'}; "
-            f"run `workbench app --runs {out}`)"
-        )
         return 0
     # The app is a plugin of the core (entry-point group `workbench.app`), found, never imported.
     launchers = entry_points(group=APP_GROUP)
     if not launchers:
-        print(f"(app not opened: no web app is installed; results are in {out})")
+        console.log(f"(app not opened: no web app is installed; run `{app_command(out)}` later)")
         return 0
     launch_app = next(iter(launchers)).load()
-    print(f"opening the app on http://127.0.0.1:{args.port} (Ctrl-C to stop)", flush=True)
+    console.log(f"opening the app on http://127.0.0.1:{args.port} (Ctrl-C to stop)")
     return int(launch_app(host="127.0.0.1", port=args.port, runs=out, zoo_root=zoo_root))
 
 
@@ -248,9 +250,10 @@ def cmd_zoo(args: argparse.Namespace) -> int:
         folder = zoo.build(name, args.root, force=args.force, quick=args.quick)
         meta = zoo.read_entry(folder) or {}
         metric = meta.get("metric")
+        value = meta.get("metrics", {}).get(metric)
         verdict = "meets" if meta.get("passed") else "misses"
         print(
-            f"{name}: {folder} {metric}={meta.get('metrics', {}).get(metric)} ({verdict} "
+            f"{name}: {folder} {metric}={'-' if value is None else f'{value:.4g}'} ({verdict} "
             f"{' '.join(map(str, meta.get('threshold', [])))}, {meta.get('seconds')} s)"
         )
     return 0

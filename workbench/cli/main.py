@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
+import os
 import sys
-import warnings
 from collections.abc import Sequence
 from importlib.metadata import entry_points
 
+from workbench import console
 from workbench.errors import WorkbenchError
 
 # Verbs that analysis packages add (`workbench sae`, `workbench steer`, ...): the entry-point
@@ -40,12 +40,65 @@ def model_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _output_args(parser: argparse.ArgumentParser, default: object) -> None:
+    """`--quiet` and `--no-progress` (see `workbench.console`), on the top-level parser (default
+    False) and on every verb (default SUPPRESS, so that the verb's parser keeps what the top level
+    set): `workbench --quiet demo` and `workbench demo --quiet` mean the same. A verb's own
+    `--no-progress` (dest `no_progress`) is kept; the console reads both."""
+    options = {o for action in parser._actions for o in action.option_strings}
+    if "--quiet" not in options:
+        parser.add_argument(
+            "-q",
+            "--quiet",
+            action="store_true",
+            default=default,
+            help="print only the result (stdout) and errors (stderr): no step lines, no bar, "
+            "no warning summary",
+        )
+    if "--no-progress" not in options:
+        parser.add_argument(
+            "--no-progress",
+            dest="no_progress_all",
+            action="store_true",
+            default=default,
+            help="no progress bar (there is none anyway when stderr is not a terminal)",
+        )
+
+
+def _verb_output_args(parser: argparse.ArgumentParser, seen: set[int]) -> None:
+    """`_output_args` on every verb under `parser`, sub-verbs included (aliases once)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for verb in action.choices.values():
+                if id(verb) not in seen:
+                    seen.add(id(verb))
+                    _output_args(verb, default=argparse.SUPPRESS)
+                    _verb_output_args(verb, seen)
+
+
+def _core_verb(name: str):
+    """`run` of a core verb: `commands.cmd_<name>`, imported when the verb runs."""
+
+    def run(args: argparse.Namespace) -> int:
+        from workbench.cli import commands
+
+        return getattr(commands, f"cmd_{name}")(args)
+
+    return run
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workbench",
         description="Interpretability workbench: capture, store and analyse activations.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log progress details, and show every warning as it happens",
+    )
+    _output_args(parser, default=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
@@ -130,8 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "demo",
         help="run the main job on the embedded default",
-        description="Capture every layer of the real pretrained MiniLM on offline text into a store, "
-        "analyse it, and print where to look.",
+        description="Build the model zoo, capture every zoo model and the real pretrained "
+        "MiniLM (with the extra `minilm`) into stores, run the analyses and the analysis "
+        "families' demo steps on them, and print a findings table and how to open the app. "
+        "One line per step on stderr; the findings on stdout.",
     )
     p.add_argument(
         "--out", default="runs/demo", help="runs directory for the demo's store and results"
@@ -145,6 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-app", action="store_true", help="do not open the app at the end (headless)"
     )
     p.add_argument("--port", type=int, default=8501, help="port of the app opened at the end")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object (findings, skipped steps, where) and do not open the app",
+    )
 
     p = sub.add_parser(
         "zoo",
@@ -167,34 +227,47 @@ def build_parser() -> argparse.ArgumentParser:
     add_batch_parser(sub)
     for entry in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
         entry.load()(sub)
+    for name in ("sites", "capture", "info", "analyze", "demo", "zoo"):
+        sub.choices[name].set_defaults(run=_core_verb(name))
+    _verb_output_args(parser, set())
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    console.configure(args)  # -v/--quiet/--no-progress; the verb runs with warnings collected
     from workbench.cli import commands
-
-    def show_warning(message, category, filename, lineno, file=None, line=None):
-        print(f"workbench {args.command}: warning: {message}", file=sys.stderr)
-
-    warnings.showwarning = show_warning
 
     try:
         run = getattr(args, "run", None) or getattr(commands, f"cmd_{args.command}")
-        return int(run(args) or 0)
+        code = int(run(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at exit
+        return code
     except WorkbenchError as exc:
         print(f"workbench {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        return _reader_went_away()
     except KeyboardInterrupt:
         print(
-            f"workbench {args.command}: interrupted; a partial store stays incomplete and resumes on re-run",
+            f"workbench {args.command}: interrupted; nothing unfinished reads as complete "
+            "(a partial store or result resumes or is redone on re-run)",
             file=sys.stderr,
         )
         return 130
+
+
+SIGPIPE_EXIT = 128 + 13  # what a shell reports for a process killed by SIGPIPE
+
+
+def _reader_went_away() -> int:
+    """The reader of stdout closed the pipe (`workbench info S --json | head -n 1`): stop quietly,
+    as Unix tools do. stdout is pointed at /dev/null so that the interpreter's final flush does not
+    raise again; the exit status is the shell's for SIGPIPE."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return SIGPIPE_EXIT
 
 
 if __name__ == "__main__":

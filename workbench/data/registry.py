@@ -45,6 +45,7 @@ def register_dataset(name: str) -> Callable[[DatasetFn], DatasetFn]:
 
 
 def dataset_names() -> list[str]:
+    """The registered dataset names, sorted (what `--dataset` and batch specs accept)."""
     return sorted(_DATASETS)
 
 

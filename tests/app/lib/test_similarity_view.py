@@ -18,11 +18,13 @@ from workbench_app.lib.similarity_view import (
     checkpoint_links,
     convergence_figure,
     cross_links,
+    cross_pair,
     encode_cell,
     heatmap,
     layer_links,
     pair_table,
     plain_numbers,
+    rows_key,
     spectra_figure,
     split_cell,
 )
@@ -125,3 +127,41 @@ def test_links_open_explore_at_the_cells_sites():
         "Explore `s1` of `b`",
     ]
     assert params(cross_links("a", "b", ("s0", "s0"))[2][1])["compare"] == "b"
+
+
+def store(n_rows: int, dataset: str = "digits", n_examples: int = 256) -> dict:
+    """A `stores_by_path` entry, as far as the rows go."""
+    spec = {"dataset": dataset, "n_examples": n_examples, "max_length": 128, "positions": "all"}
+    return {"n_rows": n_rows, "spec": spec}
+
+
+def test_rows_key_is_the_row_count_and_the_capture_settings_that_fix_the_rows():
+    assert rows_key(store(256)) == rows_key(store(256))
+    assert rows_key(store(256)) != rows_key(store(255))  # another tokenizer, say
+    assert rows_key(store(256)) != rows_key(store(256, dataset="text"))  # as many, other rows
+    assert rows_key(store(256)) != rows_key(store(256, n_examples=128))
+
+
+def test_the_model_x_model_pair_opens_on_the_richest_two_holding_the_same_rows():
+    # richest first, as `richest_first` ranks them; the demo's shape: the richest LM stands
+    # alone on its rows, two digits models share theirs
+    stores = {
+        "stores/toy-lm": store(3832, "grammar-lm"),
+        "stores/minilm": store(19075, "text"),
+        "stores/digits-cnn": store(256),
+        "stores/digits-mlp": store(256),
+        "stores/digits-small": store(128, n_examples=128),
+        "sweep/toy@0": store(2446, "grammar-lm", 160),
+        "sweep/toy@8": store(2446, "grammar-lm", 160),
+    }
+    ranked = list(stores)
+    assert cross_pair(ranked, stores) == ("stores/digits-cnn", "stores/digits-mlp")
+    assert cross_pair(ranked, stores, a="sweep/toy@8") == ("sweep/toy@8", "sweep/toy@0")
+    # an A of the URL that no other store shares rows with: B is the richest other one
+    assert cross_pair(ranked, stores, a="stores/digits-small") == (
+        "stores/digits-small",
+        "stores/toy-lm",
+    )
+    alone = {name: stores[name] for name in ("stores/toy-lm", "stores/minilm")}
+    assert cross_pair(list(alone), alone) == ("stores/toy-lm", "stores/minilm")  # none shares
+    assert cross_pair(["stores/toy-lm"], alone) == ("stores/toy-lm", "stores/toy-lm")

@@ -1,10 +1,24 @@
-"""Checkpoint series among a runs directory's stores: same model, same rows, same sites."""
+"""The runs directory as the app reads it: checkpoint series among its stores (same model, same
+rows, same sites), saved vectors, the richest store (the pages' default) on fabricated runs
+dirs, and when it is empty, the one command that fills it."""
 
 from __future__ import annotations
 
 import json
+import os
+import shlex
+from pathlib import Path
 
-from workbench_app.services.runsdir import checkpoint_series
+import pytest
+
+from workbench.cli.main import build_parser
+from workbench_app.services.runsdir import (
+    checkpoint_series,
+    fill_command,
+    is_empty,
+    richest_first,
+    saved_analyses,
+)
 
 SITES = ["blocks.0.hook_resid_post", "blocks.1.hook_resid_post"]
 
@@ -78,3 +92,108 @@ def test_saved_vectors_are_safetensors_with_a_sidecar_naming_their_method(tmp_pa
     # only the first `limit` files in path order are looked at: sae/..., then vectors/a
     assert list(saved_vectors(tmp_path, limit=1)) == []
     assert list(saved_vectors(tmp_path, limit=2)) == ["vectors/a.safetensors"]
+
+
+# -- the richest store, an empty runs directory -----------------------------------------------
+
+
+def fabricate(root, stores: dict[str, tuple[int, float]], results: list[str]) -> dict:
+    """A runs dir with a manifest per store (relative path -> (number of sites, manifest
+    mtime)) and an empty `result.json` per path in `results` (under `root/results/`); returns
+    the stores' entries as `stores_by_path` gives them (only `sites` is read)."""
+    entries = {}
+    for relative, (n_sites, mtime) in stores.items():
+        manifest = root / relative / "manifest.json"
+        manifest.parent.mkdir(parents=True)
+        manifest.write_text("{}")
+        os.utime(manifest, (mtime, mtime))
+        entries[relative] = {"sites": [f"blocks.{i}.hook_resid_post" for i in range(n_sites)]}
+    for relative in results:
+        meta = root / "results" / relative / "result.json"
+        meta.parent.mkdir(parents=True, exist_ok=True)
+        meta.write_text("{}")
+    return entries
+
+
+def test_saved_analyses_are_read_per_store_name_one_or_two_folders_down(tmp_path):
+    fabricate(tmp_path, {}, [
+        "twonn/toy/blocks.0.hook_resid_post", "twonn/toy/blocks.1.hook_resid_post",  # per site
+        "neural-collapse/toy",  # a series: the result right in the store's folder
+        "steering-sweep/toy/positive",
+        "mle/other/blocks.0.hook_resid_post",
+        "pca-dim/deep/a/b",  # three folders down: not a result of `deep`
+    ])  # fmt: skip
+    (tmp_path / "results" / "anisotropy" / "toy" / "blocks.0").mkdir(parents=True)  # no result
+    assert saved_analyses(tmp_path) == {
+        "toy": {"twonn", "neural-collapse", "steering-sweep"},
+        "other": {"mle"},
+    }
+    assert saved_analyses(tmp_path / "missing") == {}
+
+
+def test_richest_first_ranks_analyses_then_sites_then_the_newest_manifest(tmp_path):
+    stores = fabricate(
+        tmp_path,
+        {
+            "stores/wide": (7, 1000.0),  # the most sites, two analyses
+            "stores/toy-lm": (1, 1000.0),  # one site, three analyses: the richest
+            "stores/old": (4, 1000.0),  # four sites, two analyses, captured first
+            "stores/new": (4, 2000.0),  # the same, captured later
+            "stores/twin-b": (4, 1000.0),  # the same as `old`: path order
+            "stores/bare": (9, 3000.0),  # no analysis, however wide and new
+            "sweep/stores/toy-lm": (4, 4000.0),  # not stores/<name>: the results are not its
+        },
+        [
+            *(f"{a}/toy-lm/blocks.0.hook_resid_post" for a in ("twonn", "mle", "pca-dim")),
+            *(f"{a}/{name}/blocks.0.hook_resid_post" for a in ("twonn", "mle")
+              for name in ("wide", "old", "new", "twin-b")),
+        ],
+    )  # fmt: skip
+    assert richest_first(tmp_path, stores) == [
+        "stores/toy-lm",
+        "stores/wide",
+        "stores/new",
+        "stores/old",
+        "stores/twin-b",
+        "stores/bare",
+        "sweep/stores/toy-lm",
+    ]
+    # a name whose store is gone ranks by its saved results alone (no sites, no manifest)
+    assert richest_first(tmp_path, {"stores/gone": {}, "stores/bare": stores["stores/bare"]}) == [
+        "stores/bare",
+        "stores/gone",
+    ]
+    assert richest_first(tmp_path, {}) == []
+
+
+def test_an_empty_runs_dir_has_no_file_in_it_or_below(tmp_path):
+    assert is_empty(tmp_path / "missing")
+    (tmp_path / "stores" / "toy").mkdir(parents=True)  # folders alone: still empty
+    assert is_empty(tmp_path)
+    (tmp_path / "stores" / "toy" / "manifest.json").write_text("{}")
+    assert not is_empty(tmp_path)
+    plain = tmp_path / "a-file"
+    plain.write_text("")
+    assert is_empty(plain)  # not a directory: nothing for the app either
+
+
+@pytest.mark.parametrize("where", ["default", "inside", "outside", "cwd"])
+def test_the_fill_command_names_the_runs_dir_unless_it_is_the_demos_default(
+    where, tmp_path, monkeypatch
+):
+    cwd = tmp_path / "work dir"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    root, shown = {
+        "default": (cwd / "runs" / "demo", None),
+        "inside": (cwd / "runs", "runs"),
+        "outside": (tmp_path / "else where", str(tmp_path / "else where")),  # quoted
+        "cwd": (cwd, "."),
+    }[where]
+    command = fill_command(root)
+    words = shlex.split(command)
+    assert words[:2] == ["workbench", "demo"]
+    assert (words[-2:] == ["--out", shown]) if shown else ("--out" not in words)
+    args = build_parser().parse_args(words[1:])  # the real CLI takes it, and writes to root
+    assert args.command == "demo" and args.no_app
+    assert Path(args.out).resolve() == root.resolve()

@@ -18,9 +18,10 @@ NAMES = ["toy-lm", "fsm-lm"]
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    root = tmp_path_factory.mktemp("zoo")
-    return {name: zoo.build(name, root=root, quick=True) for name in NAMES}
+def built(quick_zoo, built_once):
+    """The quick builds (read only): toy-lm the session's quick zoo's, fsm-lm built once a run."""
+    fsm = built_once("quick-fsm-lm", lambda root: zoo.build("fsm-lm", root=root, quick=True))
+    return {"toy-lm": quick_zoo / "toy-lm", "fsm-lm": fsm / "fsm-lm"}
 
 
 def _test_texts(name: str) -> list[str]:
@@ -96,8 +97,10 @@ def test_loads_back_and_matches_training_layout(built, name):
 
 
 def test_missing_checkpoint_rebuilds(built, tmp_path):
-    folder = zoo.build("fsm-lm", root=tmp_path, quick=True)
-    assert (folder / "zoo.json").exists()
+    folder = tmp_path / "fsm-lm"
+    shutil.copytree(built["fsm-lm"], folder)  # a complete quick build, cached
+    assert zoo.build("fsm-lm", root=tmp_path, quick=True) == folder
+    assert zoo.read_entry(folder) is not None
 
     shutil.rmtree(folder / "step2")
     assert zoo.read_entry(folder) is None
