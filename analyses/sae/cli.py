@@ -30,8 +30,10 @@ def add_parser(subparsers: Any) -> None:
     t.add_argument("--k", type=int, default=32, help="active latents per row (topk, batchtopk)")
     t.add_argument("--l1-coeff", type=float, default=1.0, help="L1 weight (relu)")
     t.add_argument("--decoder-norm", default="weighted", help="weighted or unit (relu)")
-    t.add_argument("--batch-size", type=int, default=4096)
-    t.add_argument("--epochs", type=float, default=1.0)
+    t.add_argument("--batch-size", type=int, default=4096, help="rows per optimiser step")
+    t.add_argument(
+        "--epochs", type=float, default=1.0, help="passes over the rows (--steps overrides it)"
+    )
     t.add_argument("--steps", type=int, help="total steps (overrides --epochs)")
     t.add_argument("--lr", type=float, default=4e-4)
     t.add_argument("--warmup-steps", type=int, default=50)
@@ -57,7 +59,7 @@ def add_parser(subparsers: Any) -> None:
     e = sub.add_parser("eval", help="reconstruction metrics (and optionally the loss recovered)")
     e.add_argument("--sae", required=True, help="SAE directory (ours or SAELens's)")
     _data_args(e)
-    e.add_argument("--batch-size", type=int, default=8192)
+    e.add_argument("--batch-size", type=int, default=8192, help="rows per evaluation batch")
     e.add_argument(
         "--loss-recovered",
         type=int,

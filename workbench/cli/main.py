@@ -123,7 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="capture activations into a store",
         description="Run texts or a dataset through MODEL and store activations at SITES.",
     )
-    p.add_argument("--model", required=True)
+    p.add_argument(
+        "--model",
+        required=True,
+        help="short name (minilm), zoo name, local folder, DIR@STEP, native config .json, or hub name",
+    )
     p.add_argument("--sites", required=True, help="names or patterns, comma separated")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--text", action="append", help="a text to capture (repeat for several)")
@@ -140,12 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="all, last, an int, or START:STOP[:STEP] over the unpadded sequence",
     )
     p.add_argument("--store-dtype", default="float32", choices=["float32", "float16", "bfloat16"])
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=32, help="texts per forward pass")
     p.add_argument("--max-length", type=int, default=128, help="truncate texts to this many tokens")
     p.add_argument(
         "--overwrite", action="store_true", help="replace a store that has a different spec"
     )
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (as the global flag)"
+    )
     model_args(p)
 
     p = sub.add_parser(
