@@ -242,11 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console.configure(args)  # -v/--quiet/--no-progress; the verb runs with warnings collected
-    from workbench.cli import commands
-
     try:
-        run = getattr(args, "run", None) or getattr(commands, f"cmd_{args.command}")
-        code = int(run(args) or 0)
+        code = int(args.run(args) or 0)  # every verb sets `run` (core verbs and entry points)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at exit
         return code
     except WorkbenchError as exc:
