@@ -4,9 +4,11 @@
         ...  # capture, probe, measure
         del handle  # see "Memory" below
 
-A series is a `CheckpointSeries`, a zoo name (its series, built on demand) or a folder of
+A series is a `CheckpointSeries`, a zoo name (its series, built on demand), a folder of
 step-named checkpoints (`step<N>/`, `checkpoint-<N>/`, `step_<N>.safetensors`: see
-`workbench.models.series`). Steps are ints, their text, "first" or "last"; every one is checked
+`workbench.models.series`) or a Hugging Face hub repository with `step<N>` revisions
+(`EleutherAI/pythia-160m`: a `HubSeries`, see `workbench.models.hub`; from the local cache, or
+with `allow_download=True` from the Hub). Steps are ints, their text, "first" or "last"; every one is checked
 before anything loads, and they come in ascending order, each once.
 
 Memory: the iterator drops its reference to a handle when the caller asks for the next one, then
@@ -31,6 +33,7 @@ import torch
 from workbench import console
 from workbench.errors import InputError
 from workbench.models.handle import ModelHandle
+from workbench.models.hub import HubSeries, find_hub_series, looks_like_hub_name
 from workbench.models.series import CheckpointSeries, looks_like_series
 
 if TYPE_CHECKING:
@@ -39,11 +42,15 @@ if TYPE_CHECKING:
 Step = int | str
 
 
-def find_series(model: Any, zoo_root: str | Path | None = None) -> CheckpointSeries | None:
+def find_series(
+    model: Any, zoo_root: str | Path | None = None, *, allow_download: bool = False
+) -> CheckpointSeries | None:
     """The `CheckpointSeries` that `model` names, or None when it names none.
 
     `model`: a `CheckpointSeries` (returned as is), a zoo name that is not also a local path (its
-    series, built under `zoo_root` first if needed), or a folder holding step-named checkpoints.
+    series, built under `zoo_root` first if needed), a folder holding step-named checkpoints, or
+    a hub repository id that is not a local path and has `step<N>` revisions in the Hugging Face
+    cache (with `allow_download`: on the Hub): its `HubSeries`.
     """
     from workbench.zoo import load_series, recipes
 
@@ -55,18 +62,26 @@ def find_series(model: Any, zoo_root: str | Path | None = None) -> CheckpointSer
         return load_series(model, zoo_root)
     if looks_like_series(Path(model)):
         return CheckpointSeries(model)
+    if isinstance(model, str) and not Path(model).exists():
+        return find_hub_series(model, allow_download=allow_download)
     return None
 
 
-def as_series(series: Any, zoo_root: str | Path | None = None) -> CheckpointSeries:
-    """`find_series`, raising `InputError` (naming the zoo's series) when `series` names none."""
+def as_series(
+    series: Any, zoo_root: str | Path | None = None, *, allow_download: bool = False
+) -> CheckpointSeries:
+    """`find_series`, raising `InputError` (naming the zoo's series, or a hub repository's
+    revisions) when `series` names none."""
     from workbench.zoo import recipes
 
-    found = find_series(series, zoo_root)
+    found = find_series(series, zoo_root, allow_download=allow_download)
     if found is None:
+        if isinstance(series, str) and looks_like_hub_name(series) and not Path(series).exists():
+            return HubSeries(series, allow_download=allow_download)  # raises, naming revisions
         raise InputError(
             f"not a checkpoint series: {str(series)!r}; pass a CheckpointSeries, a zoo name "
-            f"({', '.join(recipes())}) or a folder of step<N>/ or checkpoint-<N>/ checkpoints"
+            f"({', '.join(recipes())}), a folder of step<N>/ or checkpoint-<N>/ checkpoints, or "
+            "a hub repository with step<N> revisions (EleutherAI/pythia-160m)"
         )
     return found
 
@@ -120,14 +135,16 @@ def iter_checkpoints(
     zoo_root: str | Path | None = None,
     device: str | torch.device | None = "auto",
     dtype: str | torch.dtype | None = "auto",
+    allow_download: bool = False,
 ) -> Iterator[tuple[int, ModelHandle]]:
     """(step, handle) for each chosen checkpoint of `series`, in ascending step order, loaded
     one at a time on `device` with `dtype` ("auto": CUDA if available; bf16 there, fp32 on CPU).
 
     `series` and `steps`: see the module docstring (steps None: every checkpoint). The handle's
     `info.checkpoint_step` is its step. Free the handle before the next (module docstring).
+    `allow_download`: a hub repository's steps as the Hub lists them, each fetched when loaded.
     """
-    resolved = as_series(series, zoo_root)
+    resolved = as_series(series, zoo_root, allow_download=allow_download)
     chosen = resolve_steps(resolved.steps, steps)
     for step in console.track(chosen, unit="checkpoint"):
         handle = resolved.load(step, device=device, dtype=dtype)
@@ -149,18 +166,19 @@ def capture_stores(
     zoo_root: str | Path | None = None,
     device: str | torch.device | None = "auto",
     dtype: str | torch.dtype | None = "auto",
+    allow_download: bool = False,
     **capture_kwargs: Any,
 ) -> dict[int, ActivationStore]:
     """Capture `examples` at `sites` for each chosen checkpoint into `out/<prefix><step>/`;
     returns step -> `ActivationStore`, ascending. Resumable: a complete store is reused, an
-    interrupted one resumed. `capture_kwargs` go to `capture_to_store` (dataset, positions,
+    interrupted one resumed. `allow_download`: see `iter_checkpoints`. `capture_kwargs` go to `capture_to_store` (dataset, positions,
     max_length, ...; `progress` defaults to False)."""
     from workbench.store.capture import capture_to_store
 
     capture_kwargs.setdefault("progress", False)
     stores: dict[int, ActivationStore] = {}
     for step, handle in iter_checkpoints(
-        series, steps, zoo_root=zoo_root, device=device, dtype=dtype
+        series, steps, zoo_root=zoo_root, device=device, dtype=dtype, allow_download=allow_download
     ):
         target = Path(out) / f"{prefix}{step}"
         stores[step] = capture_to_store(handle, sites, examples, target, **capture_kwargs)

@@ -1,13 +1,16 @@
 """Model entries of a batch spec -> concrete checkpoints, their content fingerprints, and loading.
 
 A model entry is a zoo name (its checkpoint series, built on demand), a checkpoint-series folder,
-or anything `load_model` reads (short name, HF folder, cached hub name) as one checkpoint. Series
-and their steps are resolved by the core checkpoint loop (`workbench.analysis.checkpoints`).
+a hub repository whose `step<N>` revisions are in the local Hugging Face cache (`HubSeries`), or
+anything `load_model` reads (short name, HF folder, cached hub name or `ORG/NAME@REV`) as one
+checkpoint. Series and their steps are resolved by the core checkpoint loop
+(`workbench.analysis.checkpoints`). A batch never downloads.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from workbench.analysis.checkpoints import find_series, resolve_steps
@@ -53,15 +56,48 @@ def resolve_checkpoints(model: str, selection: Any, zoo_root: str | None) -> lis
     series = find_series(model, zoo_root)
     if series is None:
         if selection != "all":
-            raise InputError(f"{model!r} is a single model, not a checkpoint series: drop `steps`")
+            raise InputError(
+                f"{model!r} is a single model, not a checkpoint series: drop `steps`"
+                + _hub_revisions_note(model)
+            )
         handle = load_checkpoint(Checkpoint(model, None, ""), zoo_root, device="cpu", dtype="auto")
         return [Checkpoint(model, None, handle.weights_hash)]
     out = []
     for step in select_steps(series.steps, selection):
         location = series.location(step)
         files = weight_files(location) if location.is_dir() else [location]
-        out.append(Checkpoint(model, step, hash_files(files)))
+        out.append(Checkpoint(model, step, hash_files(_readable(files, model, step))))
     return out
+
+
+def _readable(files: list[Path], model: str, step: int) -> list[Path]:
+    """`files`, each checked to be there: a hub snapshot's files are links into `blobs/`, and a
+    link whose blob is gone (a half download) is refused here rather than failing mid-hash.
+    The paths stay the links (their names are part of the fingerprint); reading follows them."""
+    for path in files:
+        if not path.resolve().is_file():
+            raise InputError(
+                f"{model}@{step}: weight file {str(path)!r} is missing"
+                + (f" (a link to {str(path.resolve())!r})" if path.is_symlink() else "")
+                + "; re-fetch or rebuild that checkpoint"
+            )
+    return files
+
+
+def _hub_revisions_note(model: str) -> str:
+    """For a hub repository in the cache without step<N> revisions: its cached revisions."""
+    from workbench.models.hub import describe_cached, looks_like_hub_name, split_revision
+
+    repo_id = split_revision(model)[0] if "@" in model and not model.endswith("@") else model
+    if not looks_like_hub_name(repo_id) or Path(repo_id).exists():
+        return ""
+    cached = describe_cached(repo_id)
+    if cached is None:
+        return ""
+    return (
+        f" (hub repository {repo_id!r} has no step<N> revisions in the Hugging Face cache; "
+        f"cached revisions: {cached})"
+    )
 
 
 def load_checkpoint(checkpoint: Checkpoint, zoo_root: str | None, device: str, dtype: str):

@@ -7,8 +7,11 @@ Sources, tried in this order for a string spec:
 3. a local folder: a Hugging Face folder (has `config.json` with `model_type`) is booted through
    TransformerLens 4 `TransformerBridge.boot_transformers`; a TransformerLens-native config file
    (`*.json` with `n_layers`/`d_model`) through `TransformerBridge.boot_native`;
-4. a Hugging Face hub name, read from the local cache only unless `allow_download=True`
-   (nothing may need a download at run time; a missing model fails at once, never hangs).
+4. a Hugging Face hub name `ORG/NAME`, or one revision of it `ORG/NAME@REV` (a branch, tag or
+   commit; `@N` is shorthand for `stepN`), read from the local cache only unless
+   `allow_download=True` (nothing may need a download at run time; a missing model fails at
+   once, never hangs). See `workbench.models.hub`, which also makes a repository's `step<N>`
+   revisions a checkpoint series (`HubSeries`).
 A `torch.nn.Module` is wrapped as it is (sites = module paths); a dict is a native config.
 """
 
@@ -27,6 +30,7 @@ from workbench.devices import resolve_device, resolve_dtype
 from workbench.errors import MissingExtraError, UnknownModelError
 from workbench.models.boot import _boot_native, _boot_transformers, wrap_module
 from workbench.models.handle import ModelHandle
+from workbench.models.hub import cache_root, load_hub_model, looks_like_hub_name
 from workbench.models.series import CheckpointSeries, looks_like_series
 
 log = logging.getLogger(__name__)
@@ -59,12 +63,13 @@ def load_model(
     """Load a model as a `ModelHandle` (see the module docstring for the sources).
 
     Args:
-        spec: short name, `DIR@STEP`, local folder, native-config JSON path, hub name,
-            `nn.Module`, or a native config dict.
+        spec: short name, `DIR@STEP`, local folder, native-config JSON path, hub name
+            (`ORG/NAME`, `ORG/NAME@REV`), `nn.Module`, or a native config dict.
         device: "auto" (CUDA if available), "cpu", "cuda", ...
         dtype: "auto" (bf16 on CUDA, fp32 on CPU), "float32", "bfloat16", ...
         trust_remote_code: run a hub model's own Python code. Off unless asked.
         allow_download: let a hub name be fetched from the network (off: offline by default).
+        checkpoint_step: the training step to record (a hub revision `stepN` sets N itself).
     """
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
@@ -117,38 +122,21 @@ def load_model(
         tried.append(f"local folder {text!r} (exists but has no config.json)")
     else:
         tried.append(f"local path {str(path.resolve())!r} (does not exist)")
-    if _looks_like_hub_name(text):
-        cached = None if allow_download else _hub_snapshot(text)
-        if allow_download or cached is not None:
-            return _boot_transformers(
-                str(cached) if cached is not None else text,
-                source=text,
-                name=name or text,
-                device=dev,
-                dtype=dt,
-                trust_remote_code=trust_remote_code,
-                location=cached,
-            )
+    repo_id = text.partition("@")[0]
+    if looks_like_hub_name(repo_id):
+        handle = load_hub_model(
+            text,
+            device=dev,
+            dtype=dt,
+            name=name,
+            trust_remote_code=trust_remote_code,
+            allow_download=allow_download,
+            checkpoint_step=checkpoint_step,
+        )
+        if handle is not None:
+            return handle
         tried.append(
-            f"Hugging Face cache for {text!r} (not there; downloads are off: pass "
-            "allow_download=True / --allow-download to fetch it)"
+            f"Hugging Face cache {str(cache_root())!r} for {repo_id!r} (not there; downloads are "
+            "off: pass allow_download=True / --allow-download to fetch it)"
         )
     raise UnknownModelError(f"no model {text!r}; tried: " + "; ".join(tried))
-
-
-def _looks_like_hub_name(text: str) -> bool:
-    parts = text.split("/")
-    return 1 <= len(parts) <= 2 and all(p and not p.startswith(".") for p in parts)
-
-
-def _hub_snapshot(repo_id: str) -> Path | None:
-    """The local folder of a hub repo already in the Hugging Face cache, or None. Never touches
-    the network, so booting from that folder is offline whatever the environment says."""
-    try:
-        from huggingface_hub import snapshot_download
-    except ImportError:  # pragma: no cover - transformers always brings huggingface_hub
-        return None
-    try:
-        return Path(snapshot_download(repo_id, local_files_only=True))
-    except Exception:  # not cached, or an invalid repo id
-        return None

@@ -9,13 +9,15 @@ Layouts recognised (the way Pythia publishes revisions `step1000`, and the HF Tr
     series/config.json                                    TransformerLens-native config beside them)
 
 State dicts of plain modules need `build`, a function returning a fresh module to load into.
+A hub repository's `step<N>` revisions are a series too: `workbench.models.hub.HubSeries`, a
+subclass with the same interface.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import torch
@@ -82,10 +84,23 @@ class CheckpointSeries:
     @property
     def steps(self) -> list[int]:
         """Training steps, ascending."""
-        return list(self._locations)
+        return list(self._index)
 
     def __len__(self) -> int:
-        return len(self._locations)
+        return len(self._index)
+
+    @property
+    def _index(self) -> Mapping[int, object]:
+        """step -> where that checkpoint is found, ascending (a subclass's own record of it)."""
+        return self._locations
+
+    def _source(self, step: int, location: Path) -> str:
+        """What a handle of `step` records as its source (here the checkpoint's path)."""
+        return str(location)
+
+    def _check_step(self, step: int) -> None:
+        """Raise `InputError` (naming the steps) when the series has no checkpoint at `step`."""
+        self.location(step)
 
     def location(self, step: int) -> Path:
         if step not in self._locations:
@@ -106,7 +121,7 @@ class CheckpointSeries:
             raise InputError(
                 f"checkpoint step {text!r} is not a number, 'first' or 'last'"
             ) from None
-        self.location(step)
+        self._check_step(step)
         return step
 
     def load(
@@ -127,7 +142,7 @@ class CheckpointSeries:
                 )
             return _boot_transformers(
                 str(location),
-                source=str(location),
+                source=self._source(step, location),
                 name=name,
                 device=dev,
                 dtype=dt,
