@@ -55,5 +55,12 @@ $(VENV)/.installed: pyproject.toml
 bench: install
 	$(PY) benchmarks/bench_core.py
 
+# On a machine with a CUDA GPU: capture, steering, SAE training and neural collapse on the GPU
+# against the CPU, one table (benchmarks/gpu_check.py; under 5 minutes, nothing downloaded).
+# Without CUDA it says so and exits 2.
+.PHONY: gpu-check
+gpu-check: install
+	$(PY) benchmarks/gpu_check.py
+
 app: install
 	$(VENV)/bin/workbench app

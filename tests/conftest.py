@@ -53,14 +53,27 @@ def shares_a_fixture(item: pytest.Item) -> bool:
     )
 
 
+def skip_cuda_tests_without_cuda(items: list[pytest.Item]) -> None:
+    """Tests marked `cuda` are skipped, with the reason shown, where torch sees no CUDA device
+    (this machine, CI): CUDA is used when present, never required."""
+    marked = [item for item in items if item.get_closest_marker("cuda")]
+    if marked and not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="needs a CUDA GPU; torch.cuda.is_available() is False")
+        for item in marked:
+            item.add_marker(skip)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items: list[pytest.Item]) -> None:
-    """Under xdist (`--dist loadgroup`): the tests of a module that share a module- or
+    """Tests marked `cuda` skip without a CUDA device (`skip_cuda_tests_without_cuda`).
+
+    Under xdist (`--dist loadgroup`): the tests of a module that share a module- or
     class-scoped fixture form one group, run by one worker, so the fixture is built once; every
     other test goes to whichever worker is free. The longest work comes first, so that no
     worker is left alone with it at the end: `slow` tests on their own (the zoo's full builds,
     the notebooks), then groups with a `slow` test, then the rest (`--no-loadscope-reorder`
     keeps this order)."""
+    skip_cuda_tests_without_cuda(items)
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         return
     group: dict[pytest.Item, str] = {}

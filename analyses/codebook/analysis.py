@@ -32,7 +32,7 @@ def collect_codes(handle, books, ids: torch.Tensor, mask: torch.Tensor, batch: i
             model(input_ids=b_ids, attention_mask=b_mask)
             for site, codes in books.last_ids().items():
                 c = codes.cpu().numpy().copy()
-                c[~b_mask.bool().numpy()] = -1
+                c[~b_mask.bool().cpu().numpy()] = -1
                 out[site].append(c)
     return {s: np.concatenate(v) for s, v in out.items()}
 

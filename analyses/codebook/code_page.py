@@ -189,6 +189,12 @@ def code_page_for(
     else:
         label = None
     report = code_report(
-        codes[site], ids.numpy(), code, handle.tokenizer, books.n_codes, labels=labels, label=label
+        codes[site],
+        ids.cpu().numpy(),
+        code,
+        handle.tokenizer,
+        books.n_codes,
+        labels=labels,
+        label=label,
     )
     return code_page(report, model=str(folder), site=site)

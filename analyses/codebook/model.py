@@ -93,9 +93,10 @@ class Codebooks(nn.Module):
         from workbench.sites.names import expand_sites
 
         names = expand_sites(handle.sites(), sites)
-        return cls(
+        books = cls(
             site_widths(handle, names, example_input), n_codes, k, base=base_spec(handle), seed=seed
         )
+        return books.to(handle.device)  # codes are made on the CPU (seeded), used on the model's
 
     def layer(self, site: str) -> CodebookLayer:
         if site not in self.sites:
@@ -189,7 +190,7 @@ def load_codebook_model(folder: str | Path, handle=None, zoo_root: str | Path | 
         if missing:
             raise InputError(f"saved model parameters {sorted(missing)[:3]} do not fit this model")
         handle.model.load_state_dict(state, strict=False)
-    return handle, books
+    return handle, books.to(handle.device)
 
 
 class _LogitsModel:
@@ -222,7 +223,9 @@ def lm_view(handle) -> Any:
 
 
 def encode_examples(handle, examples) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ids, mask) (n, L): `[bos] + word ids`, right-padded, as the zoo LMs were trained."""
+    """(ids, mask) (n, L) on the model's device: `[bos] + word ids`, right-padded, as the zoo
+    LMs were trained."""
     from workbench.zoo.lm import encode
 
-    return encode(handle.tokenizer, [e.text for e in examples])
+    ids, mask = encode(handle.tokenizer, [e.text for e in examples])
+    return ids.to(handle.device), mask.to(handle.device)

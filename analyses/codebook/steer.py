@@ -84,7 +84,7 @@ def fsm_state_forcing(
             with force(layer, on=[code], positions="last"):
                 forced = model(input_ids=prefix, attention_mask=pmask).logits[:, -1].argmax(-1)
             for name, pred in (("forced", forced), ("plain", plain)):
-                tok = pred.numpy() - N_SPECIAL
+                tok = pred.cpu().numpy() - N_SPECIAL
                 tallies[f"{name}_target"] += int(
                     (machine.token[target] == tok[:, None]).any(-1)[keep].sum()
                 )

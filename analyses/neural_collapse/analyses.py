@@ -79,20 +79,34 @@ class ClassScatter:
 
     `update(h (B, d), y (B,) ints in 0..C-1)` any number of times; `counts_` (C,), `means_`
     (C, d) and `scatter_` (d, d) = sum_c sum_i (h_i - mu_c)(h_i - mu_c)^T, all float64.
+
+    `device` (a torch device name, e.g. "cuda"): the batch's O(B d^2) scatter product runs
+    there in float64 torch (the only term that grows with the rows); None: numpy's BLAS on the
+    CPU. Both give the same sums up to float64 rounding.
     """
 
-    def __init__(self, n_classes: int, dim: int) -> None:
+    def __init__(self, n_classes: int, dim: int, device: str | None = None) -> None:
         self.n_classes = n_classes
         self.dim = dim
+        self.device = device
         self.counts_ = np.zeros(n_classes, dtype=np.int64)
         self.means_ = np.zeros((n_classes, dim))
         self._upper = np.zeros((dim, dim), order="F")  # upper triangle of the scatter
+        self._full: Any = None  # torch (d, d) float64 on `device`: the batches' scatter sums
+        if device is not None:
+            import torch
+
+            self._full = torch.zeros((dim, dim), dtype=torch.float64, device=device)
 
     @property
     def scatter_(self) -> np.ndarray:
         """(d, d) pooled within-class scatter sum_c sum_i (h_i - mu_c)(h_i - mu_c)^T."""
         upper = np.triu(self._upper)
-        return upper + np.triu(upper, 1).T
+        full = upper + np.triu(upper, 1).T
+        if self._full is not None:
+            batches = self._full.cpu().numpy()
+            full = full + (batches + batches.T) / 2  # symmetric up to rounding: make it exact
+        return full
 
     def update(self, h: np.ndarray, y: np.ndarray) -> ClassScatter:
         from scipy.linalg.blas import dsyrk
@@ -102,9 +116,18 @@ class ClassScatter:
         onehot = np.zeros((len(y), self.n_classes))
         onehot[np.arange(len(y)), y] = 1.0
         means = (onehot.T @ h.astype(np.float64, copy=False)) / np.maximum(counts, 1)[:, None]
-        centred = h - means[y]  # float64 (means are), whatever the features' dtype
-        # the symmetric rank-B update (upper triangle only): half the flops of centred.T @ centred
-        dsyrk(1.0, centred.T, beta=1.0, c=self._upper, trans=0, lower=0, overwrite_c=1)
+        if self._full is not None:
+            import torch
+
+            rows = torch.from_numpy(np.ascontiguousarray(h)).to(self._full.device)
+            index = torch.from_numpy(np.asarray(y, dtype=np.int64)).to(self._full.device)
+            centred_t = rows.double() - torch.from_numpy(means).to(self._full.device)[index]
+            self._full.addmm_(centred_t.T, centred_t)
+        else:
+            centred = h - means[y]  # float64 (means are), whatever the features' dtype
+            # the symmetric rank-B update (upper triangle only): half the flops of
+            # centred.T @ centred
+            dsyrk(1.0, centred.T, beta=1.0, c=self._upper, trans=0, lower=0, overwrite_c=1)
         # Chan et al.: merging (n_a, mu_a) with (n_b, mu_b) adds n_a n_b / n delta delta^T.
         total = self.counts_ + counts
         delta = means - self.means_
@@ -215,13 +238,15 @@ def collapse(
     bias: np.ndarray | None = None,
     n_classes: int = 0,
     second_pass: Iterable[np.ndarray] | None = None,
+    device: str | None = None,
 ) -> dict[str, Any]:
     """NC metrics of features given as consecutive row batches (each (B, d)) with `labels`
     (n,) ints (negative = skipped).
 
     `weights` (C, d) or (C, d + 1) = [W | b], `bias` (C,) optional. NC4 re-reads the rows from
     `second_pass` (an iterable of the same batches; default: `batches` again, so pass a list or
-    a re-iterable). Raises InputError for a class with no rows, fewer than 2 classes, labels not
+    a re-iterable). `device`: where the within-class scatter accumulates (`ClassScatter`; a
+    GPU for wide features). Raises InputError for a class with no rows, fewer than 2 classes, labels not
     matching rows, or a classifier of the wrong shape. Returns the module docstring's metrics
     plus `n_rows`, `n_classes`, `class_counts`.
     """
@@ -243,7 +268,8 @@ def collapse(
                 b = b0 if bias is None else np.asarray(bias, dtype=np.float64).reshape(-1)
                 if b.shape != (len(w),):
                     raise InputError(f"bias has shape {b.shape}; valid: ({len(w)},)")
-            acc = ClassScatter(_n_classes(labels, n_classes, None if w is None else len(w)), dim)
+            n = _n_classes(labels, n_classes, None if w is None else len(w))
+            acc = ClassScatter(n, dim, device=device)
         y = labels[start : start + len(batch)]
         if len(y) != len(batch):
             raise InputError(
@@ -389,7 +415,7 @@ def over_checkpoints(
         with torch.no_grad():
             acts = capture(handle, list(sites), torch.from_numpy(x), positions=None)
         head = last_linear(handle.model)
-        classifier = torch.cat([head.weight, head.bias[:, None]], 1).detach().numpy()
+        classifier = torch.cat([head.weight, head.bias[:, None]], 1).detach().float().cpu().numpy()
         for site in sites:
             h = acts.numpy(site).reshape(len(y), -1)
             use_head = site == sites[-1] and classes is None

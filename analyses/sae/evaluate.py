@@ -29,8 +29,9 @@ def accumulate(
     check_width(sae, source.d_in, f"site {source.site!r}" if source.site else "the activations")
     sums = metrics.ReconstructionSums(sae.d_in, sae.d_sae)
     sae.eval()
+    param = sae.W_enc  # rows go where the SAE is (a GPU), in its dtype
     for batch in source.sequential(batch_size):
-        x = torch.from_numpy(batch)
+        x = torch.from_numpy(batch).to(device=param.device, dtype=param.dtype)
         z = sae.encode(x)
         sums.update(x, sae.decode(z), z)
     return sums

@@ -100,6 +100,15 @@ def _safe_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
+def encode_rows(sae: SparseAutoencoder, rows: np.ndarray) -> torch.Tensor:
+    """(n, d_sae) float32 CPU latents of activation rows (n, d_in): the rows are encoded on the
+    SAE's device and in its dtype (a GPU, bf16), the result brought back for numpy."""
+    param = sae.W_enc
+    x = torch.from_numpy(np.ascontiguousarray(rows)).to(device=param.device, dtype=param.dtype)
+    return sae.encode(x).float().cpu()
+
+
+@torch.no_grad()
 def feature_stats(
     sae: SparseAutoencoder,
     data: Any,
@@ -131,7 +140,7 @@ def feature_stats(
     a_y = {k: np.zeros((d_sae, len(v))) for k, v in label_values.items()}
     for start in range(0, n, batch_size):
         stop = min(n, start + batch_size)
-        z = sae.encode(torch.from_numpy(source.read(slice(start, stop))))
+        z = encode_rows(sae, source.read(slice(start, stop)))
         on = (z > 0).double()
         zd = z.double()
         fires += on.sum(0).numpy().astype(np.int64)
@@ -192,7 +201,7 @@ def latent_values(
     out = np.empty(source.n_rows, np.float32)
     for start in range(0, source.n_rows, batch_size):
         stop = min(source.n_rows, start + batch_size)
-        out[start:stop] = sae.encode(torch.from_numpy(source.read(slice(start, stop))))[:, latent]
+        out[start:stop] = encode_rows(sae, source.read(slice(start, stop)))[:, latent].numpy()
     return out
 
 
@@ -245,7 +254,7 @@ def latent_contexts(
             continue
         example = int(example_index[row])
         lo, hi = context_span(example_index, int(row), before=window, after=3)
-        acts = sae.encode(torch.from_numpy(store.read(site, slice(lo, hi))))[:, latent]
+        acts = encode_rows(sae, store.read(site, slice(lo, hi)))[:, latent]
         out.append(
             {
                 "row": int(row),

@@ -79,14 +79,15 @@ def lm_behaviour(
         probs = _logits(handle, handle.prepare(full)).softmax(-1)
     # predictions of the generated tokens: positions prompt_len - 1 .. end - 2
     probs = probs[:, prompt_len - 1 : -1]
-    target = torch.as_tensor(list(target_ids))
+    target = torch.as_tensor(list(target_ids), device=probs.device)
     mass = probs[..., target].sum(-1).mean(-1)  # (rows,)
     generated = tokens[:, prompt_len:]
     fraction = torch.isin(generated, target.to(generated.device)).float().mean(-1)
-    metrics = {"target_mass": mass, "target_fraction": fraction.cpu()}
+    metrics = {"target_mass": mass.cpu(), "target_fraction": fraction.cpu()}
     if opposite_ids:
-        opposite = torch.as_tensor(list(opposite_ids))
-        metrics["target_minus_opposite"] = mass - probs[..., opposite].sum(-1).mean(-1)
+        opposite = torch.as_tensor(list(opposite_ids), device=probs.device)
+        minus = mass - probs[..., opposite].sum(-1).mean(-1)
+        metrics["target_minus_opposite"] = minus.cpu()
     return _per_coeff(metrics, coeffs, len(prompts))
 
 

@@ -175,6 +175,10 @@ def _as_rows(acts: np.ndarray) -> np.ndarray:
         acts = acts.reshape(acts.shape[0], -1)
     if not np.issubdtype(acts.dtype, np.floating):
         acts = acts.astype(np.float64)
+    elif acts.dtype.itemsize < 4:
+        # half precision (a float16 array or store): numpy computes in it slowly, and its sums
+        # and products overflow at 65504, so analyses get float32
+        acts = acts.astype(np.float32)
     return acts
 
 

@@ -93,6 +93,9 @@ def run_demo(
 ) -> DemoReport:
     """Run the demo into the runs directory `out`, one step line each on stderr (see the module
     docstring); a step whose optional package is missing is skipped with one line."""
+    from workbench.devices import resolve_device
+
+    resolve_device(device)  # a bad device fails now, not after the zoo's minutes of training
     steps = demo_steps(out, n_examples, device, zoo_root, progress)
     report = DemoReport(out)
     console.log(

@@ -110,12 +110,21 @@ class ProjectOut(Edit):
 
 @dataclass(frozen=True)
 class Splice(Edit):
-    """The output replaced by `module(output)` (an SAE reconstruction, a codebook bottleneck)."""
+    """The output replaced by `module(output)` (an SAE reconstruction, a codebook bottleneck).
+
+    The output is handed to the module on the module's device and in its floating dtype (an
+    fp32 SAE spliced into a bf16 model on CUDA), and the result comes back in the output's
+    device and dtype."""
 
     module: nn.Module
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.module(x)
+        param = next(self.module.parameters(), None)
+        if param is not None and param.is_floating_point():
+            out = self.module(x.to(device=param.device, dtype=param.dtype))
+            out = out.to(device=x.device, dtype=x.dtype)
+        else:
+            out = self.module(x)
         if out.shape != x.shape:
             raise InputError(
                 f"spliced module returned shape {tuple(out.shape)}, expected {tuple(x.shape)}"

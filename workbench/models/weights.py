@@ -2,6 +2,9 @@
 
 Only two formats are read: safetensors (no code execution possible) and PyTorch pickles through
 `torch.load(weights_only=True)`, which refuses any pickle that would construct arbitrary objects.
+
+Content fingerprints of weight files (`hash_files`) live in `workbench.models.fingerprints`
+(cached by path, size and mtime) and are re-exported here.
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ from pathlib import Path
 import torch
 
 from workbench.errors import InputError, UnsafeCheckpointError
+from workbench.models.fingerprints import hash_files
+
+__all__ = ["WEIGHT_SUFFIXES", "hash_files", "hash_state_dict", "load_state_dict", "weight_files"]
 
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
 
@@ -48,17 +54,6 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise InputError(f"{str(path)!r} does not hold a flat state dict of tensors")
     return state
-
-
-def hash_files(paths: list[Path]) -> str:
-    """sha256 over the bytes of `paths` in sorted order (a content hash of a checkpoint)."""
-    digest = hashlib.sha256()
-    for path in sorted(paths):
-        digest.update(path.name.encode())
-        with open(path, "rb") as fh:
-            while block := fh.read(1 << 22):
-                digest.update(block)
-    return "sha256:" + digest.hexdigest()
 
 
 def hash_state_dict(module: torch.nn.Module) -> str:

@@ -231,7 +231,7 @@ def fsm_metrics(test_examples) -> Callable[[dict[str, Any]], dict[str, float]]:
 
     def extra(test: dict[str, Any]) -> dict[str, float]:
         # model ids of fsm tokens: word_tokenizer puts the vocabulary after the 3 specials
-        pred = test["pred"].numpy()[:, : prev.shape[1]] - 3
+        pred = test["pred"].cpu().numpy()[:, : prev.shape[1]] - 3
         valid = (machine.token[prev] == pred[..., None]).any(-1)
         return {
             "optimal_loss": optimal,
