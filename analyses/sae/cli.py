@@ -46,12 +46,27 @@ def add_parser(subparsers: Any) -> None:
     t.add_argument("--checkpoint-every", type=int, default=0)
     t.add_argument("--log-every", type=int, default=10, help="steps between log lines")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument(
+        "--memory-cap",
+        metavar="SIZE",
+        help="memory the trainer's data and model may use, e.g. 512MiB or 2GiB (two shuffle "
+        "buffers, one batch, the SAE with its Adam state; not the ~300 MiB Python/torch "
+        "runtime). With --store the rows stream from disk through a shuffle buffer sized from "
+        "it, so memory stays flat in the store's size. Default: --acts trains from memory; a "
+        "--store site streams only when its float32 rows exceed a quarter of the available "
+        "memory (under a cap of that quarter)",
+    )
     t.add_argument("--out", required=True, help="run directory (log, checkpoint, final SAE)")
     t.add_argument(
         "--no-resume", action="store_true", help="start over even if a checkpoint exists"
     )
     t.add_argument(
         "--saelens", action="store_true", help="also write SAELens's format to OUT/saelens"
+    )
+    t.add_argument(
+        "--device",
+        default="auto",
+        help="where the SAE trains: auto (CUDA if available), cpu, cuda, cuda:N",
     )
     t.add_argument("--json", action="store_true")
     t.set_defaults(run=cmd_train)
@@ -144,7 +159,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from analyses.sae import TrainConfig, save_saelens
     from analyses.sae.data import as_row_source
     from analyses.sae.trainer import train_sae
+    from workbench.devices import resolve_device
 
+    resolve_device(args.device)  # a CUDA request without CUDA fails before any data is read
     data, site, meta = _data(args)
     source = as_row_source(data, site)
     settings: dict[str, Any] = {"d_sae": args.d_sae or 8 * source.d_in, "seed": args.seed}
@@ -165,9 +182,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         log_every=args.log_every,
         seed=args.seed,
+        memory_cap=args.memory_cap,
     )
     sae, result = train_sae(
-        source, args.out, args.arch, config, resume=not args.no_resume, meta=meta, **settings
+        source,
+        args.out,
+        args.arch,
+        config,
+        resume=not args.no_resume,
+        meta=meta,
+        device=args.device,
+        **settings,
     )
     if args.saelens:
         from analyses.sae import load_sae

@@ -10,7 +10,7 @@ grow with the store.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,7 +81,7 @@ class RowSource:
 
     def epoch_batches(
         self, batch_size: int, seed: int, epoch: int, start_batch: int = 0
-    ) -> Iterator[np.ndarray]:
+    ) -> Generator[np.ndarray, None, None]:
         """Shuffled (<= batch_size, d_in) batches of one epoch from batch `start_batch` on."""
         perm = np.random.default_rng(seed + epoch).permutation(self.n_rows)
         for start in range(start_batch * batch_size, self.n_rows, batch_size):

@@ -12,9 +12,18 @@ Run layout (`out`):
 - the final SAE (`sae.safetensors` + `config.json`, `analyses.sae.io`), with the input scale
   folded in so that it takes raw activations.
 
-Data order: epoch e reads the rows in `np.random.default_rng(seed + e).permutation` order, batch
-by batch (`analyses.sae.data.RowSource`); a resumed run restarts at the saved (epoch, batch),
-so resuming gives the same weights as an uninterrupted run (tested).
+Data order (`analyses.sae.stream.choose_order`; recorded in the checkpoint, and a resume with
+another order is refused):
+- "permutation": epoch e reads the rows in `np.random.default_rng(seed + e).permutation`
+  order, batch by batch (`analyses.sae.data.RowSource`), from an array or gathered from a
+  store's memory maps. Used for arrays, and for stores when no memory cap is given and the
+  site's float32 rows fit in a quarter of the available memory;
+- "buffered": a shuffle buffer over windows of store rows read from disk with plain reads
+  (`analyses.sae.stream.BufferedOrder`), sized from `memory_cap`: resident memory stays flat
+  in the store's size. Used for stores whenever a cap is given, and for store sites larger
+  than a quarter of the available memory (then under a cap of that quarter).
+A resumed run restarts at the saved (epoch, batch) without reading the rows before it, so
+resuming gives the same weights as an uninterrupted run (tested, kill -9 included).
 
 Input normalisation ("expected_norm"): rows are scaled by s = sqrt(d_in) / E||x|| (estimated on
 up to `norm_sample_rows` shuffled rows), SAELens's "expected_average_only_in" (Anthropic, April
@@ -40,6 +49,7 @@ from analyses.sae.base import SparseAutoencoder
 from analyses.sae.data import RowSource, as_row_source
 from analyses.sae.io import _load_tensors, _write_json, _write_tensors, save_sae, state_tensors
 from analyses.sae.registry import build_sae, make_config
+from analyses.sae.stream import BufferedOrder, PermutationOrder, choose_order, parse_memory
 from workbench import console
 from workbench.errors import InputError
 
@@ -69,6 +79,13 @@ class TrainConfig:
         checkpoint_every: steps between checkpoints (0: only at the end of a run).
         log_every: steps between log lines.
         seed: data order and sampling seed (weights: the SAE config's seed).
+        memory_cap: bytes (a size like "512MiB" or "2GiB" is converted to bytes) that the
+            trainer's data and model may use (`analyses.sae.stream`: two shuffle buffers,
+            one batch's tensors, the SAE with its gradients and Adam moments; not the
+            Python/torch runtime). With a store the rows stream through a shuffle buffer
+            sized from the cap; a cap too small for one batch plus the SAE is an InputError
+            naming the smallest that works. None: arrays train from memory; stores stream
+            only when the site's float32 rows exceed a quarter of the available memory.
     """
 
     batch_size: int = 4096
@@ -87,8 +104,11 @@ class TrainConfig:
     checkpoint_every: int = 0
     log_every: int = 10
     seed: int = 0
+    memory_cap: str | int | None = None
 
     def __post_init__(self) -> None:
+        if self.memory_cap is not None:  # bytes, so "512MiB" and "512 MiB" are one setting
+            object.__setattr__(self, "memory_cap", parse_memory(self.memory_cap))
         if self.batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.n_steps is not None and self.n_steps < 1:
@@ -167,12 +187,14 @@ def read_log(path: str | Path) -> list[dict[str, Any]]:
     return records
 
 
-def _estimate_scale(source: RowSource, config: TrainConfig) -> tuple[float, np.ndarray]:
+def _estimate_scale(
+    source: RowSource, order: PermutationOrder | BufferedOrder, config: TrainConfig
+) -> tuple[float, np.ndarray]:
     """(input scale s, mean row of the sample) from up to `norm_sample_rows` shuffled rows."""
     rng = np.random.default_rng(config.seed + 1_000_003)
     n = min(source.n_rows, config.norm_sample_rows)
     rows = np.sort(rng.choice(source.n_rows, size=n, replace=False))
-    sample = source.read(rows).astype(np.float64)
+    sample = order.read_rows(rows).astype(np.float64)
     scale = 1.0
     if config.normalize == "expected_norm":
         mean_norm = float(np.linalg.norm(sample, axis=1).mean())
@@ -212,24 +234,34 @@ def train(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     total = config.total_steps(source.n_rows)
+    ckpt = out / CHECKPOINT
+    saved = _saved_settings(ckpt) if resume else None
+    order = choose_order(
+        source,
+        None if config.memory_cap is None else parse_memory(config.memory_cap),
+        config.batch_size,
+        sae.d_sae,
+        sum(p.numel() for p in sae.parameters()),
+        saved=(saved or {}).get("data", {}).get("order"),
+    )
     settings = {
         "sae": sae.config.to_dict(),
         "train": asdict(config),
-        "data": {"n_rows": source.n_rows, "d_in": source.d_in},
+        "data": {"n_rows": source.n_rows, "d_in": source.d_in, "order": order.describe()},
     }
     torch.manual_seed(config.seed)
     optimizer = torch.optim.Adam(sae.parameters(), lr=config.lr, betas=config.betas, eps=config.eps)
-    silent = torch.zeros(sae.d_sae, dtype=torch.int64)  # rows since each latent last fired
+    device = sae.W_enc.device  # batches go where the SAE is (CUDA when it was put there)
+    silent = torch.zeros(sae.d_sae, dtype=torch.int64, device=device)  # rows since last fired
     state = TrainState()
-    ckpt = out / CHECKPOINT
-    if resume and (ckpt / "state.json").is_file():
+    if saved is not None:
         state = _load_checkpoint(ckpt, sae, optimizer, silent, settings)
         log.info("resuming %s at step %d of %d", out, state.step, total)
     else:
         if ckpt.exists():
             shutil.rmtree(ckpt)
         (out / LOG_NAME).unlink(missing_ok=True)
-        scale, mean = _estimate_scale(source, config)
+        scale, mean = _estimate_scale(source, order, config)
         state.input_scale = scale
         if config.b_dec_init == "mean":
             with torch.no_grad():
@@ -242,7 +274,7 @@ def train(
         tokens=state.tokens,
         time_s=state.elapsed_s,
         **settings,
-        source=source.describe(),
+        source={**source.describe(), **order.describe()},
     )
     scale = state.input_scale
     sae.train()
@@ -257,70 +289,72 @@ def train(
         while state.step < total:
             if stop_after is not None and steps_this_call >= stop_after:
                 break
-            batches = source.epoch_batches(
-                config.batch_size, config.seed, state.epoch, state.batch_in_epoch
-            )
-            for batch in batches:
-                if state.step >= total or (
-                    stop_after is not None and steps_this_call >= stop_after
-                ):
-                    break
-                x = torch.from_numpy(batch)
-                if scale != 1.0:
-                    x = x * scale
-                dead = silent >= config.dead_window_tokens
-                lr = config.lr_at(state.step, total)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                loss, parts, z, x_hat = sae.loss(x, dead)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                sae.before_step()
-                if config.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(sae.parameters(), config.grad_clip)
-                optimizer.step()
-                sae.after_step()
-                with torch.no_grad():
-                    fired = (z > 0).any(dim=0)
-                    silent += x.shape[0]
-                    silent[fired] = 0
-                state.step += 1
-                bar.update()
-                state.batch_in_epoch += 1
-                state.tokens += int(x.shape[0])
-                steps_this_call += 1
-                window_tokens += int(x.shape[0])
-                if state.step % config.log_every == 0 or state.step == total:
-                    now = time.perf_counter()
+            with contextlib.closing(
+                order.batches(config.batch_size, config.seed, state.epoch, state.batch_in_epoch)
+            ) as batches:
+                for batch in batches:
+                    if state.step >= total or (
+                        stop_after is not None and steps_this_call >= stop_after
+                    ):
+                        break
+                    x = torch.from_numpy(batch).to(device, non_blocking=True)
+                    if scale != 1.0:
+                        x = x * scale
+                    dead = silent >= config.dead_window_tokens
+                    lr = config.lr_at(state.step, total)
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr
+                    loss, parts, z, x_hat = sae.loss(x, dead)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    sae.before_step()
+                    if config.grad_clip > 0:
+                        torch.nn.utils.clip_grad_norm_(sae.parameters(), config.grad_clip)
+                    optimizer.step()
+                    sae.after_step()
                     with torch.no_grad():
-                        var = (x - x.mean(0)).pow(2).sum()
-                        ev = 1 - float((x - x_hat).pow(2).sum() / var) if var > 0 else math.nan
-                    logger.write(
-                        event="step",
-                        step=state.step,
-                        tokens=state.tokens,
-                        time_s=now - t0,
-                        lr=lr,
-                        loss=float(loss.detach()),
-                        **{k: float(v) for k, v in parts.items()},
-                        batch_l0=float((z > 0).sum(-1).float().mean()),
-                        batch_explained_variance=ev,
-                        dead_fraction=float((silent >= config.dead_window_tokens).float().mean()),
-                        tokens_per_s=window_tokens / max(now - window_t, 1e-9),
-                    )
-                    window_t, window_tokens = now, 0
-                if config.checkpoint_every and state.step % config.checkpoint_every == 0:
-                    state.elapsed_s = time.perf_counter() - t0
-                    _save_checkpoint(ckpt, sae, optimizer, silent, state, settings)
-                    logger.write(
-                        event="checkpoint",
-                        step=state.step,
-                        tokens=state.tokens,
-                        time_s=state.elapsed_s,
-                    )
-            else:
-                state.epoch += 1
-                state.batch_in_epoch = 0
+                        fired = (z > 0).any(dim=0)
+                        silent += x.shape[0]
+                        silent[fired] = 0
+                    state.step += 1
+                    bar.update()
+                    state.batch_in_epoch += 1
+                    state.tokens += int(x.shape[0])
+                    steps_this_call += 1
+                    window_tokens += int(x.shape[0])
+                    if state.step % config.log_every == 0 or state.step == total:
+                        now = time.perf_counter()
+                        with torch.no_grad():
+                            var = (x - x.mean(0)).pow(2).sum()
+                            ev = 1 - float((x - x_hat).pow(2).sum() / var) if var > 0 else math.nan
+                        logger.write(
+                            event="step",
+                            step=state.step,
+                            tokens=state.tokens,
+                            time_s=now - t0,
+                            lr=lr,
+                            loss=float(loss.detach()),
+                            **{k: float(v) for k, v in parts.items()},
+                            batch_l0=float((z > 0).sum(-1).float().mean()),
+                            batch_explained_variance=ev,
+                            dead_fraction=float(
+                                (silent >= config.dead_window_tokens).float().mean()
+                            ),
+                            tokens_per_s=window_tokens / max(now - window_t, 1e-9),
+                        )
+                        window_t, window_tokens = now, 0
+                    if config.checkpoint_every and state.step % config.checkpoint_every == 0:
+                        state.elapsed_s = time.perf_counter() - t0
+                        _save_checkpoint(ckpt, sae, optimizer, silent, state, settings)
+                        logger.write(
+                            event="checkpoint",
+                            step=state.step,
+                            tokens=state.tokens,
+                            time_s=state.elapsed_s,
+                        )
+                else:
+                    state.epoch += 1
+                    state.batch_in_epoch = 0
         state.elapsed_s = time.perf_counter() - t0
         _save_checkpoint(ckpt, sae, optimizer, silent, state, settings)
         done = state.step >= total
@@ -340,7 +374,7 @@ def train(
                 {
                     **(meta or {}),
                     **settings,
-                    "source": source.describe(),
+                    "source": {**source.describe(), **order.describe()},
                     "trained_steps": state.step,
                     "trained_tokens": state.tokens,
                 },
@@ -384,6 +418,20 @@ def _save_checkpoint(ckpt, sae, optimizer, silent, state, settings) -> None:
         shutil.rmtree(old)
 
 
+def _saved_settings(ckpt: Path) -> dict[str, Any] | None:
+    """The settings of the checkpoint at `ckpt` (None: there is none). A run killed between
+    the two renames of `_save_checkpoint` left the previous checkpoint as `checkpoint.old`:
+    it is whole, so it is put back."""
+    old = ckpt.with_name(ckpt.name + ".old")
+    if not (ckpt / "state.json").is_file() and (old / "state.json").is_file():
+        if ckpt.exists():
+            shutil.rmtree(ckpt)
+        old.rename(ckpt)
+    if not (ckpt / "state.json").is_file():
+        return None
+    return dict(json.loads((ckpt / "state.json").read_text())["settings"])
+
+
 def _load_checkpoint(ckpt, sae, optimizer, silent, settings) -> TrainState:
     saved = json.loads((ckpt / "state.json").read_text())
     if json.loads(json.dumps(settings, default=str)) != saved["settings"]:
@@ -396,7 +444,9 @@ def _load_checkpoint(ckpt, sae, optimizer, silent, settings) -> TrainState:
         for name, target in state_tensors(sae).items():
             target.copy_(tensors[name])
         silent.copy_(tensors["silent"].long())
-    optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=True))
+    optimizer.load_state_dict(
+        torch.load(ckpt / "optimizer.pt", map_location="cpu", weights_only=True)
+    )
     return TrainState(**saved["state"])
 
 
@@ -408,11 +458,16 @@ def train_sae(
     site: str | None = None,
     resume: bool = True,
     meta: dict[str, Any] | None = None,
+    device: str | torch.device | None = "auto",
     **settings: Any,
 ) -> tuple[SparseAutoencoder, dict[str, Any]]:
     """Build an SAE of `architecture` (settings: d_sae, k, l1_coeff, ...; d_in from the data)
-    and train it; returns (sae, train result)."""
+    on `device` ("auto": CUDA when present, else CPU; the SAE trains in float32 there, its rows
+    read on the CPU and moved per batch) and train it; returns (sae, train result)."""
+    from workbench.devices import resolve_device
+
     source = as_row_source(data, site)
     sae = build_sae(make_config(architecture, d_in=source.d_in, **settings))
+    sae.to(resolve_device(device))
     result = train(sae, source, out, train_config, resume=resume, meta=meta)
     return sae, result
