@@ -30,6 +30,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchutil import forward_to  # noqa: E402
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
@@ -185,23 +188,6 @@ def make_texts(words: list[str], n: int, max_tokens: int) -> list[str]:
 
 
 # ---------------------------------------------------------------------------- capture bench
-class _Stop(Exception):  # noqa: N818 - control flow
-    pass
-
-
-def _raise_stop(module, args, output):
-    raise _Stop
-
-
-def forward_to(handle, batch, site: str) -> None:
-    """Plain forward pass ended right after `site` fires (a bare raising hook, nothing kept)."""
-    hook = handle.site_modules[site].register_forward_hook(_raise_stop)
-    try:
-        handle.run(batch)
-    except _Stop:
-        pass
-    finally:
-        hook.remove()
 
 
 def run_with_cache(handle, batch, names: list[str]):
