@@ -28,7 +28,11 @@ def add_parser(subparsers: Any) -> None:
         "massive entries at --site of the last checkpoint against random entries, and write "
         "trajectory.parquet, ablation.parquet and entries.parquet into --out.",
     )
-    t.add_argument("series", help="zoo name (toy-lm, fsm-lm) or a folder of step<N>/ checkpoints")
+    t.add_argument(
+        "series",
+        help="zoo name (toy-lm, fsm-lm), a folder of step<N>/ checkpoints, or a hub repository "
+        "whose step<N> revisions are in the Hugging Face cache (EleutherAI/pythia-160m)",
+    )
     t.add_argument("--out", required=True, help="output folder (e.g. <runs>/massive/toy-lm)")
     t.add_argument(
         "--dataset", help="texts to track on (default: the zoo model's dataset, else 'text')"

@@ -156,7 +156,8 @@ def checkpoint_series(stores: dict[str, dict[str, Any]]) -> dict[str, list[tuple
     Returns name -> [(step, relative path)] in step order, one store per step (the first path
     when two hold the same step). A series is named by its stores' common folder (what
     `capture_checkpoints` and `capture_series` write: `DIR/step<N>`), with "(MODEL on DATASET)"
-    added when that folder holds more than one series (a batch's shared store folder)."""
+    added when that folder holds more than one series (a batch's shared store folder), and
+    "(MODEL)" when the folder's path does not name the model."""
     groups: dict[tuple, dict[int, str]] = {}
     for relative in sorted(stores):
         entry = stores[relative]
@@ -175,6 +176,8 @@ def checkpoint_series(stores: dict[str, dict[str, Any]]) -> dict[str, list[tuple
         name = folders[key] or "."
         if shared.count(folders[key]) > 1:
             name += f" ({key[0]} on {key[1]}, {key[2]} examples, {len(key[-1])} sites)"
+        elif key[0] and key[0].rsplit("/", 1)[-1] not in name:
+            name += f" ({key[0]})"  # a batch's hashed store folders do not name their model
         while name in named:  # the same model and dataset, other settings: still one name each
             name += "'"
         named[name] = series

@@ -50,9 +50,18 @@ def dataset_names() -> list[str]:
 
 
 def load_dataset(name: str, n_examples: int | None = None, seed: int = 0) -> list[Example]:
-    """The examples of dataset `name` (deterministic for a given `n_examples` and `seed`)."""
+    """The examples of dataset `name` (deterministic for a given `n_examples` and `seed`).
+
+    Asking a fixed-size dataset (text, digits) for more examples than it has is an error, not a
+    silent cut to what it has."""
     if name not in _DATASETS:
         raise InputError(f"unknown dataset {name!r}; valid: {', '.join(dataset_names())}")
     if n_examples is not None and n_examples <= 0:
         raise InputError(f"n_examples must be positive, got {n_examples}")
-    return _DATASETS[name](n_examples, seed)
+    examples = _DATASETS[name](n_examples, seed)
+    if n_examples is not None and len(examples) < n_examples:
+        raise InputError(
+            f"dataset {name!r} has {len(examples)} examples; n_examples={n_examples} asks for more: "
+            f"pass n_examples <= {len(examples)}, or none for all of them"
+        )
+    return examples

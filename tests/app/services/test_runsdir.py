@@ -62,7 +62,7 @@ def test_series_group_one_model_on_the_same_rows_and_sites():
             (0, "sweep/stores/b1"),
             (8, "sweep/stores/b2"),
         ],
-        "stores": [(0, "stores/toy-lm-0"), (100, "stores/toy-lm")],
+        "stores (toy-lm)": [(0, "stores/toy-lm-0"), (100, "stores/toy-lm")],
     }
 
 

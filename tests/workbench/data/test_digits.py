@@ -92,3 +92,15 @@ def test_as_arrays(full):
     assert images.shape == (10, 1, 8, 8) and images.dtype == np.float32
     np.testing.assert_array_equal(images[:, 0], np.stack([e.inputs for e in full[:10]]))
     np.testing.assert_array_equal(y2, y[:10])
+
+
+def test_more_examples_than_a_fixed_dataset_has_is_an_error():
+    """`text` holds a fixed number of passages: asking for more names both counts."""
+    from workbench.data.registry import load_dataset
+
+    available = len(load_dataset("text"))
+    assert len(load_dataset("text", available)) == available
+    with pytest.raises(InputError, match=rf"has {available} examples; n_examples={available + 1}"):
+        load_dataset("text", available + 1)
+    with pytest.raises(InputError, match="has 1797 examples; n_examples=5000"):
+        load_dataset("digits", 5000)
