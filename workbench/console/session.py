@@ -250,6 +250,16 @@ def print_warning_summary(collected: WarningLog | None = None) -> None:
         write(f"  {line}", sys.stderr)
 
 
+def _without_warnings(step: Callable[[], None]) -> None:
+    """Run `step` with warnings ignored: huggingface_hub's `enable_progress_bars` (which
+    transformers' `enable_progress_bar` calls) warns, and leaves the bars off, when
+    HF_HUB_DISABLE_PROGRESS_BARS was set at its import, as QUIET_ENV sets it once a session has
+    run in this process; that is the state wanted, not news for the user."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        step()
+
+
 @contextlib.contextmanager
 def _quiet_imported_libraries(quiet: bool) -> Iterator[None]:
     """The Hugging Face libraries already imported read QUIET_ENV too early: switch their bars
@@ -260,12 +270,12 @@ def _quiet_imported_libraries(quiet: bool) -> Iterator[None]:
             bars = sys.modules.get(name)
             if bars is not None and not bars.are_progress_bars_disabled():
                 bars.disable_progress_bars()
-                undo.append(bars.enable_progress_bars)
+                undo.append(functools.partial(_without_warnings, bars.enable_progress_bars))
         hf_logging = sys.modules.get("transformers.utils.logging")
         if hf_logging is not None:
             if hf_logging.is_progress_bar_enabled():
-                hf_logging.disable_progress_bar()
-                undo.append(hf_logging.enable_progress_bar)
+                hf_logging.disable_progress_bar()  # on again: it calls the hub's, which warns
+                undo.append(functools.partial(_without_warnings, hf_logging.enable_progress_bar))
             verbosity = hf_logging.get_verbosity()
             hf_logging.set_verbosity_error()
             undo.append(functools.partial(hf_logging.set_verbosity, verbosity))

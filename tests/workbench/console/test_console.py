@@ -237,3 +237,25 @@ def test_into_a_log_the_bar_is_written_as_lines_when_asked(monkeypatch):
     assert capture_progress(log.getvalue()) == (1.0, "40/40 examples")
     monkeypatch.delenv("WORKBENCH_PROGRESS")
     assert not console.bars_enabled()
+
+
+def test_hub_bars_switched_back_on_add_no_warning_line(monkeypatch, capsys):
+    """transformers imported with its bar on while huggingface_hub read
+    HF_HUB_DISABLE_PROGRESS_BARS=1 at its import (QUIET_ENV, set by an earlier session in the
+    process): each session switches transformers' bar off and back on, and back on calls the
+    hub's `enable_progress_bars`, which warns. That warning is swallowed, not a line in every
+    later command's output (it once doubled every error line of a test worker)."""
+    import importlib
+
+    from transformers.utils import logging as hf_logging
+
+    hub_tqdm = importlib.import_module("huggingface_hub.utils.tqdm")  # the module, not the class
+
+    from workbench.cli.main import main
+
+    monkeypatch.setattr(hub_tqdm, "HF_HUB_DISABLE_PROGRESS_BARS", True)
+    monkeypatch.setattr(hf_logging, "_tqdm_active", True)
+    for _ in range(2):
+        assert main(["sites", "minilm", "--dtype", "nonsense"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "unknown dtype 'nonsense'" in err[0], err
