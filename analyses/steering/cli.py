@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from analyses.steering.reads import DEFAULT_READ
+from analyses.steering.report import CONTROL_RATIO, EFFECT_FLOOR
 from workbench.errors import InputError
 
 
@@ -39,7 +41,17 @@ def add_parser(sub: Any) -> None:
         "--negative-value", type=int, help="label value of the negative set (default: any other)"
     )
     e.add_argument("--n-examples", type=int, default=400)
-    e.add_argument("--read", default="last", help="last, mean, all, or an int position")
+    e.add_argument(
+        "--read",
+        default=DEFAULT_READ,
+        help="token positions each input is read at: content-mean (default), last-content, "
+        "last, mean, all, or an int position. content-mean averages the tokens that are not "
+        "punctuation (a token whose decoded text is only punctuation/whitespace, or a special "
+        "token): texts end in a full stop, and 'last' reads it, where the concept has not "
+        "arrived at the early blocks (on the zoo's toy-lm the block-0 difference is exactly "
+        "zero); measured on toy-lm, content-mean beats last-content at every block "
+        "(benchmarks/RESULTS.md, 'Steering defaults')",
+    )
     e.add_argument("--out", required=True, help="directory for <site>.safetensors (+ .json)")
     model_args(e)
 
@@ -55,7 +67,15 @@ def add_parser(sub: Any) -> None:
     a.add_argument("--json", action="store_true")
     model_args(a)
 
-    s = verbs.add_parser("sweep", help="sites x coefficients with random controls")
+    s = verbs.add_parser(
+        "sweep",
+        help="sites x coefficients with random controls",
+        description="Sweep vectors over coefficients, each beside random directions of its norm. "
+        "The report's best_site is the site with the largest concept effect at the largest "
+        f"coefficient among those whose effect is above {EFFECT_FLOOR:g} (metric units) and at "
+        f"least {CONTROL_RATIO:g}x its random-direction control; null, with a sentence saying "
+        "no site moved the concept, when none is.",
+    )
     s.add_argument("--model", required=True)
     s.add_argument("--vector", action="append", default=[], help="vector file (repeat)")
     s.add_argument("--vectors", help="a directory of vectors (every .safetensors in it)")
@@ -253,4 +273,5 @@ def _sweep(args: argparse.Namespace) -> int:
             index=["site", "direction"], columns="coeff", values="value"
         )
         print(table.to_string(float_format=lambda x: f"{x:.3f}"))
+        print(result.headline["verdict"])
     return 0

@@ -27,10 +27,7 @@ def demo_step(out: Path, zoo_root: Path | None, device: str) -> str:
         for site, vector in vectors.items():
             vector.save(out / "vectors" / "toy-lm" / "positive-sentiment" / f"{site}.safetensors")
         result.save(target)
-    best = result.headline["best_site"]
-    effect = result.headline["effect_at_max_coeff"][best]
-    return (
-        f"steering toy-lm positive sentiment: best site {best}, target-minus-opposite mass "
-        f"{effect['concept']:+.3f} at the largest coefficient (random direction: "
-        f"{effect['control']:+.3f})"
-    )
+    from analyses.steering.report import best_site
+
+    verdict = best_site(result.headline["effect_at_max_coeff"])
+    return f"steering toy-lm positive sentiment (target-minus-opposite mass): {verdict.sentence}"

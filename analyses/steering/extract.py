@@ -11,8 +11,11 @@
 - `from_store`: diff-in-means of a store's rows grouped by a row or example label.
 - `from_array`: any direction (a probe's weight row, an SAE decoder row, a codebook code).
 
-Read positions (`read`): "last" real token, an int over the unpadded sequence (CAA reads -2),
-"mean" over real tokens, or "all" (every token is a sample). Plain modules have no positions.
+Read positions (`read`, see `analyses.steering.reads`): "last-content" (the default: the last
+token that is not punctuation, so a text ending in "." is not read at its full stop),
+"content-mean" (mean over the non-punctuation tokens), "last" real token, "mean" over real
+tokens, "all" (every token is a sample), or an int over the unpadded sequence (CAA reads -2).
+Plain modules have no positions.
 """
 
 from __future__ import annotations
@@ -24,18 +27,21 @@ from typing import Any
 import numpy as np
 import torch
 
+from analyses.steering.reads import CONTENT_READS, DEFAULT_READ, READS, positions_for
 from analyses.steering.vectors import SteeringVector
 from workbench.errors import InputError
 from workbench.hooks.capture import capture
 from workbench.models.handle import ModelHandle
 
-READS = ("last", "mean", "all")
-
 
 def read_site(
-    handle: ModelHandle, inputs: Any, site: str, read: str | int = "last", batch_size: int = 64
+    handle: ModelHandle,
+    inputs: Any,
+    site: str,
+    read: str | int = DEFAULT_READ,
+    batch_size: int = 64,
 ) -> torch.Tensor:
-    """(n, d) float32 activations at `site`: one row per input ("last", int, "mean", plain
+    """(n, d) float32 activations at `site`: one row per input (every read but "all", and plain
     modules) or per token ("all")."""
     if not isinstance(read, int) and read not in READS:
         raise InputError(f"read={read!r}; valid: {', '.join(READS)} or an int position")
@@ -46,10 +52,13 @@ def read_site(
             acts = capture(handle, site, chunk, positions=None)
             rows.append(acts[site].float().reshape(len(acts[site]), -1))
             continue
-        positions = "all" if read == "mean" else read
+        positions: Any = "all" if read == "mean" else read
+        if read in CONTENT_READS:
+            chunk = handle.prepare(chunk)
+            positions = positions_for(handle, chunk, str(read))
         acts = capture(handle, site, chunk, positions=positions)
         h = acts[site].float()
-        if read == "mean":
+        if read in ("mean", "content-mean"):
             index = acts.example_index
             assert index is not None
             n = int(index.max()) + 1
@@ -84,7 +93,7 @@ def mean_difference(
     positive: Any,
     negative: Any,
     site: str,
-    read: str | int = "last",
+    read: str | int = DEFAULT_READ,
 ) -> SteeringVector:
     """Diff-in-means direction (d,) at `site` from two input sets (any sizes)."""
     a = read_site(handle, positive, site, read)
@@ -102,7 +111,7 @@ def pca_difference(
     positive: Any,
     negative: Any,
     site: str,
-    read: str | int = "last",
+    read: str | int = DEFAULT_READ,
 ) -> SteeringVector:
     """First principal direction of paired differences (needs as many positives as negatives,
     in pairs; "all" reads are not paired)."""

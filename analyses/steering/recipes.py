@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from analyses.steering import extract, measure
+from analyses.steering import extract, measure, report
 from analyses.steering.vectors import SteeringVector
 from workbench.analysis.results import Result
 from workbench.errors import InputError
@@ -96,22 +96,21 @@ def token_ids(handle: ModelHandle, words: Sequence[str]) -> list[int]:
 def sweep_result(
     frame: pd.DataFrame, name: str, params: dict[str, Any], handle: ModelHandle
 ) -> Result:
-    """Headline: per site, the concept's effect at the largest coefficient minus the mean of
-    the random controls' (the behaviour metric given by params['metric'])."""
+    """Headline: per site, the concept's effect at the largest coefficient and the mean of the
+    random controls' (both as the behaviour metric, given by params['metric'], minus its value
+    at coefficient 0); `best_site` and `verdict` by `analyses.steering.report.best_site` (None
+    and a sentence saying so when no site moved the concept)."""
     metric = params["metric"]
-    top = frame[(frame.metric == metric) & (frame.coeff == frame.coeff.max())]
-    base = frame[(frame.metric == metric) & (frame.coeff == 0.0)].value.mean()
-    effects = {}
-    for site, group in top.groupby("site", sort=False):
-        concept = group[group.direction == "concept"].value.mean()
-        control = group[group.direction == "random"].value.mean()
-        effects[site] = {"concept": concept - base, "control": control - base}
-    best = max(effects, key=lambda s: effects[s]["concept"]) if effects else None
+    base, effects = report.sweep_effects(frame, metric)
+    verdict = report.best_site(effects)
     headline = {
         "metric": metric,
         "baseline": base,
         "effect_at_max_coeff": effects,
-        "best_site": best,
+        "best_site": verdict.site,
+        "verdict": verdict.sentence,
+        "effect_floor": report.EFFECT_FLOOR,
+        "control_ratio": report.CONTROL_RATIO,
     }
     return Result(name, frame, headline, params, handle.provenance())
 
@@ -127,7 +126,7 @@ def lm_sweep(
     n_extract: int = 400,
     controls: int = 2,
     max_new_tokens: int = 8,
-    read: str | int = "mean",
+    read: str | int = extract.DEFAULT_READ,
 ) -> tuple[Result, dict[str, SteeringVector]]:
     """Steer a grammar-lm model toward `concept`=`value`: diff-in-means vectors per site (from
     `n_extract` examples), applied after two-word prompts of held-out examples; behaviour =

@@ -5,6 +5,7 @@ KL). Pure functions (no Streamlit).
     CONCEPTS["topic: sports"]                          # ("topic", index) for the extractor
     generations_table(prompts, decode, plain, steered, random)
     sweep_heatmap(frame, metric), dose_response_figure(frame, metric), collateral_figure(result)
+    sweep_verdict(result)                               # best site, or None + why
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
+from analyses.steering.report import BestSite, best_site, sweep_effects
+from workbench.analysis.results import Result
 from workbench.data.grammar import TOPICS
 
 #: a concept direction's name -> (grammar-lm label, value) it is extracted from
@@ -46,6 +49,14 @@ def generations_table(
             "random direction, same norm": text(random),
         }
     )
+
+
+def sweep_verdict(result: Result) -> BestSite:
+    """A saved sweep's best site and sentence, recomputed from its frame by the same rule as the
+    CLI's report (`analyses.steering.report.sweep_effects` then `best_site`), so sweeps saved
+    before the rule existed, or without the headline, are judged by it too."""
+    metric = result.params.get("metric", "target_minus_opposite")
+    return best_site(sweep_effects(result.frame, metric)[1])
 
 
 def sweep_frame(result_frame: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, str]:

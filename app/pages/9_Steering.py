@@ -40,7 +40,7 @@ def concept_vector(name: str, zoo: str, site: str, concept: str, value: int):
 
     negative = 1 - value if concept == "sentiment" else None
     positive, others = contrast_inputs("grammar-lm", concept, value, negative, 400)
-    return extract.mean_difference(load(name, zoo), positive, others, site, read="mean")
+    return extract.mean_difference(load(name, zoo), positive, others, site)  # default read
 
 
 st.title("Steering")
@@ -136,6 +136,8 @@ sweeps = require(
 )
 picked = st.selectbox("Saved sweep", [r["path"] for r in sweeps])
 result = Result.load(inside_or_stop(picked, root, "result"))
+verdict = steering_view.sweep_verdict(result)
+(st.success if verdict.site else st.warning)(verdict.sentence)
 frame, metric = steering_view.sweep_frame(result.frame, result.params)
 show_figure(steering_view.sweep_heatmap(frame, metric), f"{picked} {metric} sweep heatmap")
 show_figure(steering_view.dose_response_figure(frame, metric), f"{picked} {metric} dose-response")
