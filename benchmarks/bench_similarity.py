@@ -6,6 +6,7 @@ Run from the repository root::
     python benchmarks/bench_similarity.py             # n=10k, d=512; MiniLM 6 layers x 20k tokens
     python benchmarks/bench_similarity.py --quick     # smoke sizes (< 1 min)
     python benchmarks/bench_similarity.py --threads 1 # pin BLAS threads (a shared, busy machine)
+    python benchmarks/bench_similarity.py --only cca  # one part (repeatable: cca, svcca, map)
 
 1. Reference CCA, written here from the description of google/svcca `cca_core.get_cca_similarity`
    (METHODS.md 2.1; no code copied): layout (neurons, datapoints); `np.cov` of the stacked
@@ -13,8 +14,10 @@ Run from the repository root::
    ridge; `pinv`; matrix square root by `eigh`; SVD of Sxx^-1/2 Sxy Syy^-1/2; correlations |s|.
    Reference SVCCA: SVD of each centred layer, keep the top directions explaining 99% of the
    variance (sum s^2, our default reading), `svacts = diag(s_k) V_k`, then the reference CCA.
-   Ours: `analyses.similarity.compare.compare(a, b, "cca" | "svcca")` (thin SVD of each centred layer,
-   SVD of U_a^T U_b). Same correlations (max |difference|) and the time ratio.
+   Ours: `analyses.similarity.compare.compare(a, b, "cca" | "svcca")`. SVCCA: thin SVD of each
+   centred layer, SVD of U_a^T U_b. Plain CCA: the covariance route (Cholesky whitening of the
+   column-scaled covariances) when both layers are well conditioned, else the SVD route; the
+   route that ran is printed. Same correlations (max |difference|) and the time ratio.
 2. The all-pairs SVCCA map of MiniLM's 6 `blocks.*.hook_resid_post` (d=384) on the first 20,000
    tokens of the offline `text` dataset: `layer_map` (each layer decomposed once, 21 pairs from 6
    SVDs) vs a loop of `compare` over the 21 pairs i <= j (two SVDs per pair). Layers are read
@@ -130,22 +133,32 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, default=0, help="BLAS threads (0: default)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=("cca", "svcca", "map"),
+        help="run only this part (repeatable; default: all three)",
+    )
     args = parser.parse_args(argv)
     if args.threads:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(args.threads)
     from analyses.similarity.compare import compare
-    from analyses.similarity.maps import layer_map
 
     n, d, reps = (2000, 128, 3) if args.quick else (10_000, 512, 5)
     n_tokens = 3000 if args.quick else 20_000
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
     a, b = planted_pair(n, d)
+    parts = set(args.only or ("cca", "svcca", "map"))
     rows = []
     for measure, ref in (("cca", reference_cca), ("svcca", reference_svcca)):
-        ours = compare(a, b, measure).correlations
+        if measure not in parts:
+            continue
+        result = compare(a, b, measure)
+        ours = result.correlations
+        assert ours is not None
         theirs = ref(a.T, b.T)
         diff = float(np.max(np.abs(ours - theirs[: len(ours)])))
         t = interleaved(
@@ -156,9 +169,38 @@ def main(argv: list[str] | None = None) -> int:
                 f"{measure.upper()} n={n:,} d={d} (ours / reference)",
                 t["ours"],
                 t["ref"],
-                f"{len(ours)} correlations, max abs diff {diff:.1e}",
+                f"{len(ours)} correlations, max abs diff {diff:.1e}"
+                + (f"; route {result.details['method']}" if measure == "cca" else ""),
             )
         )
+    if "map" in parts:
+        rows.append(_map_row(n_tokens, reps))
+    elapsed = time.perf_counter() - started
+
+    import torch
+
+    threads = args.threads or "default"
+    only = "".join(f" --only {p}" for p in args.only or ())
+    print(f"## bench_similarity ({'quick' if args.quick else 'full'})\n")
+    print(
+        f"`python benchmarks/bench_similarity.py{' --quick' if args.quick else ''}"
+        f"{f' --threads {args.threads}' if args.threads else ''}{only}` on "
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; {platform.processor() or 'cpu'}, "
+        f"{os.cpu_count()} cores, BLAS threads {threads}, numpy {np.__version__}, torch "
+        f"{torch.__version__}; medians of interleaved repetitions; run took {elapsed:.0f} s; "
+        f"1-min load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after.\n"
+    )
+    print("| Benchmark | Ours | Baseline | Ratio | Notes |")
+    print("|---|---|---|---|---|")
+    for name, ours_s, base_s, note in rows:
+        print(f"| {name} | {ours_s:.3f} s | {base_s:.3f} s | {ours_s / base_s:.3f} | {note} |")
+    return 0
+
+
+def _map_row(n_tokens: int, reps: int) -> tuple[str, float, float, str]:
+    """The all-pairs SVCCA map of MiniLM's layers against the naive pairwise loop."""
+    from analyses.similarity.compare import compare
+    from analyses.similarity.maps import layer_map
 
     layers = minilm_layers(n_tokens)
     names = list(layers)
@@ -174,34 +216,13 @@ def main(argv: list[str] | None = None) -> int:
     diff_map = float(np.max(np.abs(fast - naive())))
     t = interleaved({"map": lambda: layer_map(layers), "naive": naive}, max(1, reps // 2))
     width = layers[names[0]].shape[1]
-    rows.append(
-        (
-            f"SVCCA layer map, MiniLM {len(names)} layers x {n_tokens:,} tokens, d={width} "
-            "(map / naive pairwise loop)",
-            t["map"],
-            t["naive"],
-            f"21 pairs; max abs diff {diff_map:.1e}",
-        )
+    return (
+        f"SVCCA layer map, MiniLM {len(names)} layers x {n_tokens:,} tokens, d={width} "
+        "(map / naive pairwise loop)",
+        t["map"],
+        t["naive"],
+        f"21 pairs; max abs diff {diff_map:.1e}",
     )
-    elapsed = time.perf_counter() - started
-
-    import torch
-
-    threads = args.threads or "default"
-    print(f"## bench_similarity ({'quick' if args.quick else 'full'})\n")
-    print(
-        f"`python benchmarks/bench_similarity.py{' --quick' if args.quick else ''}"
-        f"{f' --threads {args.threads}' if args.threads else ''}` on "
-        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; {platform.processor() or 'cpu'}, "
-        f"{os.cpu_count()} cores, BLAS threads {threads}, numpy {np.__version__}, torch "
-        f"{torch.__version__}; medians of interleaved repetitions; run took {elapsed:.0f} s; "
-        f"1-min load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after.\n"
-    )
-    print("| Benchmark | Ours | Baseline | Ratio | Notes |")
-    print("|---|---|---|---|---|")
-    for name, ours_s, base_s, note in rows:
-        print(f"| {name} | {ours_s:.3f} s | {base_s:.3f} s | {ours_s / base_s:.3f} | {note} |")
-    return 0
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from analyses.geometry.knn_cache import NEIGHBOURS
 from workbench.analysis.results import Result
 from workbench.errors import InputError
 
@@ -65,8 +66,6 @@ def store_curves(
     """Curves frame of `analyses` on `sites` (default: every site) of each store (an
     `ActivationStore` or its path). `params` maps an analysis name to setting overrides,
     e.g. {"twonn": {"max_samples": 2000}}."""
-    from workbench.analysis.sources import Source
-    from workbench.sites.names import layer_index
 
     registry = _registered()
     unknown = [a for a in analyses if a not in registry]
@@ -75,6 +74,34 @@ def store_curves(
     if sparsity_sites not in ("activations", "all"):
         raise InputError(f"sparsity_sites={sparsity_sites!r}; valid: activations, all")
     settings = {a: registry[a].params(**(params or {}).get(a, {})) for a in analyses}
+    with NEIGHBOURS.plan(_neighbours_needed(settings)):
+        return _curves(stores, analyses, sites, settings, registry, sparsity_sites)
+
+
+def _neighbours_needed(settings: dict[str, Any]) -> int:
+    """The k-NN width to search at once: MLE's `n_neighbors` when TwoNN and MLE both run on
+    the same subsample (same `max_samples`, `seed`, `duplicates`), so that one search per site
+    serves both (`analyses.geometry.knn_cache`); else 0 (each searches what it needs)."""
+    twonn, mle = settings.get("twonn"), settings.get("mle")
+    if twonn is None or mle is None:
+        return 0
+    same = ("max_samples", "seed", "duplicates")
+    if any(getattr(twonn, f) != getattr(mle, f) for f in same):
+        return 0
+    return int(mle.n_neighbors)
+
+
+def _curves(
+    stores: Iterable[Any],
+    analyses: Sequence[str],
+    sites: Sequence[str] | None,
+    settings: dict[str, Any],
+    registry: dict[str, Any],
+    sparsity_sites: str,
+) -> pd.DataFrame:
+    from workbench.analysis.sources import Source
+    from workbench.sites.names import layer_index
+
     rows = []
     for store in map(_open, stores):
         chosen = list(sites) if sites is not None else store.sites

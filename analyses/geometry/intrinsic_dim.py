@@ -21,7 +21,9 @@ follow scikit-dimension 0.5.0 (`skdim.id`), whose regression values the tests re
   for 90/95/99% of the variance, `sum(cumsum(lambda) / sum(lambda) < alpha) + 1` (skdim's
   "ratio"); and skdim's default "FO" count #{lambda_i > 0.05 lambda_1}.
 
-Neighbour searches are exact blocked brute force (`analyses.geometry.neighbours`). Duplicate rows give
+Neighbour searches are exact blocked brute force (`analyses.geometry.neighbours`), shared between
+estimators on the same rows through a content-keyed cache (`analyses.geometry.knn_cache`: TwoNN
+then MLE on one subsample cost one search). Duplicate rows give
 zero distances, which break both ratio estimators: they are dropped (and counted) by default.
 TwoNN and MLE use a seeded subsample of `max_samples` rows (0 = all) and report a bootstrap
 spread: the points' local statistics (mu_i, or m_k(x_i)) are resampled with replacement and
@@ -37,10 +39,10 @@ from typing import Any
 
 import numpy as np
 
+from analyses.geometry.knn_cache import shared_distances
 from analyses.geometry.neighbours import (
     check_rows,
     duplicate_mask,
-    knn_distances,
     sample_rows,
     site_frame,
 )
@@ -120,7 +122,7 @@ class TwoNN:
         x, self.n_duplicates_ = _distinct(x, duplicates)
         if len(x) < 3:
             raise InputError(f"TwoNN needs at least 3 distinct points, got {len(x)}")
-        dists = knn_distances(x, 2)
+        dists = shared_distances(x, 2)
         self.mu_ = dists[:, 1] / dists[:, 0]
         self.n_samples_ = len(x)
         self.dimension_ = twonn_from_mu(self.mu_, self.discard_fraction, self.method)
@@ -151,7 +153,7 @@ class MLE:
                 f"samples, got {len(x)}; lower n_neighbors (e.g. --set n_neighbors="
                 f"{max(2, len(x) // 2)}) or pass more rows"
             )
-        self.local_ = mle_local(knn_distances(x, self.n_neighbors), self.unbiased)
+        self.local_ = mle_local(shared_distances(x, self.n_neighbors), self.unbiased)
         self.n_samples_ = len(x)
         self.dimension_ = combine(self.local_, self.comb)
         return self

@@ -6,7 +6,9 @@ CLI names `svcca`, `cca`, `pwcca`, `cka`, `procrustes`; each reads `source.matri
 layout). Definitions and conventions: `analyses/similarity/cca.py` (CCA family, Procrustes) and
 `analyses/similarity/cka.py` (CKA). Headline (`--json`): `similarity`, plus `correlations` (descending)
 for the CCA family, the kept directions, the number of rows, and `warnings` (fewer rows than
-neurons: biased estimators).
+neurons: biased estimators). Plain CCA also reports `method`: "covariance" (Cholesky whitening,
+when both layers are well conditioned) or "svd", and `condition` (the 1-norm condition numbers
+of the column-scaled covariances; `analyses/similarity/cca.py` gives the thresholds).
 
 Streaming (`stream=true`, or automatically for stores over `memory_limit_mb`): the CCA family
 and Procrustes from the R factor of the stacked rows accumulated batch by batch (exact), linear
@@ -105,7 +107,7 @@ ANALYSES = [
         CCAParams,
         run_cca,
         ("acts", "acts_b"),
-        "mean canonical correlation of two representations (QR/SVD, no inverse roots)",
+        "mean canonical correlation of two representations (covariance or SVD route)",
     ),
     Analysis(
         "pwcca",

@@ -89,6 +89,8 @@ def from_bases(measure: str, a: Basis, b: Basis, params: Any) -> Comparison:
         details["kept"] = [a.rank, b.rank]
     if measure in ("svcca", "cca"):
         rho = _cca.correlations(a, b)
+        if measure == "cca":
+            details["method"] = "svd"
         return Comparison(measure, float(rho.mean()) if len(rho) else 0.0, rho, None, details)
     if measure == "pwcca":
         value, rho, weights = _cca.pwcca(a, b)
@@ -122,12 +124,41 @@ def _compare_arrays(measure: str, a: np.ndarray, b: np.ndarray, params: Any) -> 
     a, b, notes = _cca.check_pair(a, b)
     if measure == "cka" and (params.kernel != "linear" or params.minibatch > 0):
         result = _kernel_cka(a, b, params)
+    elif measure == "cca":
+        result = _plain_cca(a, b, params)
     else:
         result = from_bases(
             measure, _cca.decompose(a, params.rtol), _cca.decompose(b, params.rtol), params
         )
     result.warnings = notes
     return result
+
+
+def _plain_cca(a: np.ndarray, b: np.ndarray, params: CCAParams) -> Comparison:
+    """Plain CCA by the covariance route when both layers are well conditioned, else by the
+    SVD route (`analyses.similarity.cca.covariance_correlations`: the thresholds and why);
+    `details["method"]` is "covariance" or "svd", `details["condition"]` the 1-norm
+    condition numbers of the column-scaled covariances (None where not computed). An `rtol`
+    above the default asks to drop small directions, which only the SVD route does."""
+    rho: np.ndarray | None = None
+    condition: list[float | None] = [None, None]
+    if params.rtol <= _cca.DEFAULT_RTOL:
+        rho, condition = _cca.covariance_correlations(a, b)
+    if rho is None:
+        result = from_bases(
+            "cca", _cca.decompose(a, params.rtol), _cca.decompose(b, params.rtol), params
+        )
+        result.details["condition"] = condition
+        return result
+    details: dict[str, Any] = {
+        "n_rows": len(a),
+        "dims": [a.shape[1], b.shape[1]],
+        "rank": [a.shape[1], b.shape[1]],
+        "dead_neurons": [0, 0],
+        "method": "covariance",
+        "condition": condition,
+    }
+    return Comparison("cca", float(rho.mean()) if len(rho) else 0.0, rho, None, details)
 
 
 def _kernel_cka(a: np.ndarray, b: np.ndarray, params: CKAParams) -> Comparison:
