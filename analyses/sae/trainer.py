@@ -25,6 +25,13 @@ another order is refused):
 A resumed run restarts at the saved (epoch, batch) without reading the rows before it, so
 resuming gives the same weights as an uninterrupted run (tested, kill -9 included).
 
+Length, rate and health (issue 22; `TrainConfig.plan`): unset, the batch, the number of steps
+(at least `min_steps`, the rows repeating), the peak learning rate and the dead window follow
+the number of rows; dead latents are resampled (`analyses.sae.resample`) until half the run is
+done; a run whose loss is still falling before the decay is reported not converged
+(`analyses.sae.convergence`), and one whose loss turns NaN/Inf or grows 5x stops with an
+InputError and writes no final SAE.
+
 Input normalisation ("expected_norm"): rows are scaled by s = sqrt(d_in) / E||x|| (estimated on
 up to `norm_sample_rows` shuffled rows), SAELens's "expected_average_only_in" (Anthropic, April
 2024 update); `SparseAutoencoder.fold_input_scale` folds s into the saved weights.
@@ -46,9 +53,19 @@ import numpy as np
 import torch
 
 from analyses.sae.base import SparseAutoencoder
+from analyses.sae.convergence import Divergence, convergence, falling_message
 from analyses.sae.data import RowSource, as_row_source
-from analyses.sae.io import _load_tensors, _write_json, _write_tensors, save_sae, state_tensors
+from analyses.sae.io import (
+    CONFIG,
+    WEIGHTS,
+    _load_tensors,
+    _write_json,
+    _write_tensors,
+    save_sae,
+    state_tensors,
+)
 from analyses.sae.registry import build_sae, make_config
+from analyses.sae.resample import resample_dead
 from analyses.sae.stream import BufferedOrder, PermutationOrder, choose_order, parse_memory
 from workbench import console
 from workbench.errors import InputError
@@ -65,15 +82,32 @@ B_DEC_INITS = ("mean", "zeros")
 class TrainConfig:
     """Training settings.
 
+    The run's length follows the data unless set (`plan`): see `batch_for`, `total_steps`
+    and `dead_window_for`.
+
     Attributes:
-        batch_size: rows per step.
-        epochs: passes over the data (fractional allowed) when `n_steps` is None.
-        n_steps: total optimiser steps (overrides `epochs`).
-        lr: peak Adam learning rate; betas, eps: Adam's (eps 6.25e-10 as Gao et al. 2024).
-        warmup_steps: linear warm-up from lr / warmup_steps to lr.
+        batch_size: rows per step; None: min(4096, max(64, n_rows // 64)) (`batch_for`).
+        epochs: passes over the data (fractional allowed) when `n_steps` is None; None: as
+            many as `min_steps` steps need (at least one pass).
+        n_steps: total optimiser steps (overrides `epochs` and `min_steps`).
+        min_steps: the fewest optimiser steps a run with neither `n_steps` nor `epochs` set
+            takes (the data is repeated to reach it).
+        lr: peak Adam learning rate; None: 2e-3 up to 2,000 steps, then
+            2e-3 * sqrt(2000 / steps), at least 4e-4 (`lr_for`).
+        betas, eps: Adam's (eps 6.25e-10 as Gao et al. 2024).
+        warmup_steps: linear warm-up from lr / warmup_steps to lr, over at most a tenth of
+            the run's steps.
         decay_fraction: linear decay to 0 over the last fraction of the steps (0: constant).
         grad_clip: max global gradient norm (0: off).
-        dead_window_tokens: a latent that has not fired for this many rows is dead (AuxK).
+        dead_window_tokens: a latent that has not fired for this many rows is dead (AuxK);
+            None: min(1,000,000, max(batch, n_rows // 2)) (`dead_window_for`).
+        resample: re-initialise dead latents (`analyses.sae.resample`) every dead window
+            (in steps: ceil(dead window / batch)) until `resample_until` of the steps are
+            done, for every architecture (TopK's AuxK cannot revive a latent whose pre-
+            activations are all negative; resampling does).
+        divergence_factor: a run whose smoothed loss, after the warm-up, exceeds this many
+            times its lowest smoothed loss (or becomes NaN/Inf) stops with an InputError
+            (`analyses.sae.convergence`).
         normalize: "none" or "expected_norm" (module docstring).
         b_dec_init: "mean" (mean of a sample of rows) or "zeros".
         checkpoint_every: steps between checkpoints (0: only at the end of a run).
@@ -88,16 +122,20 @@ class TrainConfig:
             only when the site's float32 rows exceed a quarter of the available memory.
     """
 
-    batch_size: int = 4096
-    epochs: float = 1.0
+    batch_size: int | None = None
+    epochs: float | None = None
     n_steps: int | None = None
-    lr: float = 4e-4
+    min_steps: int = 2000
+    lr: float | None = None
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 6.25e-10
     warmup_steps: int = 50
     decay_fraction: float = 0.2
     grad_clip: float = 1.0
-    dead_window_tokens: int = 1_000_000
+    dead_window_tokens: int | None = None
+    resample: bool = True
+    resample_until: float = 0.5
+    divergence_factor: float = 5.0
     normalize: str = "none"
     norm_sample_rows: int = 16384
     b_dec_init: str = "mean"
@@ -109,14 +147,24 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.memory_cap is not None:  # bytes, so "512MiB" and "512 MiB" are one setting
             object.__setattr__(self, "memory_cap", parse_memory(self.memory_cap))
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.n_steps is not None and self.n_steps < 1:
             raise InputError(f"n_steps must be >= 1, got {self.n_steps}")
-        if self.n_steps is None and not self.epochs > 0:
+        if self.epochs is not None and not self.epochs > 0:
             raise InputError(f"epochs must be > 0, got {self.epochs}")
-        if not self.lr > 0:
-            raise InputError(f"lr must be > 0, got {self.lr}")
+        if self.min_steps < 1:
+            raise InputError(f"min_steps must be >= 1, got {self.min_steps}")
+        if self.lr is not None and (not self.lr > 0 or not math.isfinite(self.lr)):
+            raise InputError(f"lr must be a finite number > 0, got {self.lr}")
+        if self.warmup_steps < 0:
+            raise InputError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        if self.dead_window_tokens is not None and self.dead_window_tokens < 1:
+            raise InputError(f"dead_window_tokens must be >= 1, got {self.dead_window_tokens}")
+        if not 0 <= self.resample_until <= 1:
+            raise InputError(f"resample_until must be in [0, 1], got {self.resample_until}")
+        if not self.divergence_factor > 1:
+            raise InputError(f"divergence_factor must be > 1, got {self.divergence_factor}")
         if not 0 <= self.decay_fraction <= 1:
             raise InputError(f"decay_fraction must be in [0, 1], got {self.decay_fraction}")
         if self.normalize not in NORMALIZATIONS:
@@ -128,16 +176,71 @@ class TrainConfig:
                 f"b_dec_init {self.b_dec_init!r} is not one of {', '.join(B_DEC_INITS)}"
             )
 
+    def batch_for(self, n_rows: int) -> int:
+        """Rows per step: `batch_size`, or min(4096, max(64, n_rows // 64)): 64 or more batches
+        per pass over the data (so a small set gets many steps, not five), batches of at least
+        64 rows (each step's gradient averages enough rows for Adam), and 4096 (Gao et al.,
+        SAELens) once the data has 262,144 rows."""
+        if self.batch_size is not None:
+            return self.batch_size
+        return min(4096, max(64, n_rows // 64))
+
     def total_steps(self, n_rows: int) -> int:
+        """Optimiser steps: `n_steps`; else ceil(epochs * n_rows / batch); else the larger of
+        one pass and `min_steps` (the data repeated as often as needed)."""
         if self.n_steps is not None:
             return self.n_steps
-        return max(1, math.ceil(self.epochs * n_rows / self.batch_size))
+        batch = self.batch_for(n_rows)
+        if self.epochs is not None:
+            return max(1, math.ceil(self.epochs * n_rows / batch))
+        return max(self.min_steps, math.ceil(n_rows / batch))
+
+    def dead_window_for(self, n_rows: int) -> int:
+        """Rows without firing after which a latent counts as dead (and AuxK trains it):
+        `dead_window_tokens`, or min(1,000,000, max(batch, n_rows // 2)): half a pass over the
+        data, so that on a small set the auxiliary loss starts long before the run ends (a
+        fixed 1,000,000 is never reached by 20,000 rows x 2,000 steps of 64)."""
+        if self.dead_window_tokens is not None:
+            return self.dead_window_tokens
+        return min(1_000_000, max(self.batch_for(n_rows), n_rows // 2))
+
+    def lr_for(self, total: int) -> float:
+        """Peak learning rate of a run of `total` steps: `lr`, or max(4e-4, 2e-3 x
+        sqrt(2000 / total)): 2e-3 for the 2,000-step minimum, falling as 1/sqrt(steps) to
+        4e-4 (Gao et al. 2024's scale, our former fixed default) from 50,000 steps. Measured
+        on 20,000 planted rows (d 48, TopK k 6, 2,000 steps of 312): lr 4e-4 ends with the
+        loss still falling 24% per tenth of the run (explained variance 0.944), 1e-3 2.6%,
+        2e-3 0.4% (0.960). Shorter runs (only when `n_steps`/`epochs` ask for them) keep 2e-3:
+        a rate that grew as the run shrank would reach 3e-2 at 8 steps."""
+        if self.lr is not None:
+            return self.lr
+        return min(2e-3, max(4e-4, 2e-3 * math.sqrt(2000 / total)))
+
+    def warmup_for(self, total: int) -> int:
+        """Warm-up steps of a run of `total`: `warmup_steps`, at most a tenth of the run."""
+        return min(self.warmup_steps, total // 10)
+
+    def plan(self, n_rows: int) -> dict[str, Any]:
+        """The settings a run on `n_rows` rows uses (the derived ones resolved)."""
+        total = self.total_steps(n_rows)
+        batch = self.batch_for(n_rows)
+        return {
+            "batch_size": batch,
+            "total_steps": total,
+            "epochs": total * batch / n_rows,
+            "warmup_steps": self.warmup_for(total),
+            "lr": self.lr_for(total),
+            "dead_window_tokens": self.dead_window_for(n_rows),
+        }
 
     def lr_at(self, step: int, total: int) -> float:
-        """Learning rate of optimiser step `step` (0-based) of `total`."""
-        lr = self.lr
-        if self.warmup_steps > 0 and step < self.warmup_steps:
-            lr *= (step + 1) / self.warmup_steps
+        """Learning rate of optimiser step `step` (0-based) of `total`: linear warm-up over
+        `warmup_for(total)` steps, linear decay to 0 over the last `decay_fraction` of them
+        (SAELens's `lr_warm_up_steps` and `lr_decay_steps`)."""
+        lr = self.lr_for(total)
+        warmup = self.warmup_for(total)
+        if warmup > 0 and step < warmup:
+            lr *= (step + 1) / warmup
         decay_steps = int(self.decay_fraction * total)
         if decay_steps > 0 and step >= total - decay_steps:
             lr *= (total - step) / decay_steps
@@ -154,6 +257,7 @@ class TrainState:
     tokens: int = 0
     input_scale: float = 1.0
     elapsed_s: float = 0.0
+    resampled: int = 0
 
 
 class _Log:
@@ -219,8 +323,15 @@ def train(
     `out` (from the same settings), training continues from it. `stop_after` ends this call
     after that many steps of the run (a checkpoint is written; a later call resumes).
 
-    Returns {"steps", "tokens", "done", "tokens_per_s", "path"}; `sae` holds the trained,
-    unfolded weights (the saved copy has the input scale folded in).
+    Returns {"steps", "tokens", "done", "tokens_per_s", "path", "batch_size", "total_steps",
+    "epochs"} and, when done, the convergence check (`analyses.sae.convergence`: "converged",
+    "loss_still_falling", the two window means; a warning on stderr when still falling); `sae`
+    holds the trained, unfolded weights (the saved copy has the input scale folded in).
+
+    A loss that becomes NaN/Inf, or grows past `divergence_factor` x its lowest smoothed value,
+    stops the run with an InputError naming the step and --lr; the log
+    ends with a "diverged" record and no final SAE is written (an earlier run's final SAE in
+    `out` is removed when a fresh run starts, so nothing there reads as this run's result).
     """
     config = config or TrainConfig()
     source = as_row_source(data, site)
@@ -233,13 +344,16 @@ def train(
         raise InputError("no rows to train on")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    total = config.total_steps(source.n_rows)
+    plan = config.plan(source.n_rows)
+    total, batch_size = plan["total_steps"], plan["batch_size"]
+    dead_window = plan["dead_window_tokens"]
+    resample_steps = max(1, math.ceil(dead_window / batch_size))
     ckpt = out / CHECKPOINT
     saved = _saved_settings(ckpt) if resume else None
     order = choose_order(
         source,
         None if config.memory_cap is None else parse_memory(config.memory_cap),
-        config.batch_size,
+        batch_size,
         sae.d_sae,
         sum(p.numel() for p in sae.parameters()),
         saved=(saved or {}).get("data", {}).get("order"),
@@ -248,16 +362,22 @@ def train(
         "sae": sae.config.to_dict(),
         "train": asdict(config),
         "data": {"n_rows": source.n_rows, "d_in": source.d_in, "order": order.describe()},
+        "plan": plan,
     }
     torch.manual_seed(config.seed)
-    optimizer = torch.optim.Adam(sae.parameters(), lr=config.lr, betas=config.betas, eps=config.eps)
+    optimizer = torch.optim.Adam(
+        sae.parameters(), lr=plan["lr"], betas=config.betas, eps=config.eps
+    )
     device = sae.W_enc.device  # batches go where the SAE is (CUDA when it was put there)
     silent = torch.zeros(sae.d_sae, dtype=torch.int64, device=device)  # rows since last fired
     state = TrainState()
+    losses: list[float] = []  # every step's loss (kept in the checkpoint for the checks)
     if saved is not None:
-        state = _load_checkpoint(ckpt, sae, optimizer, silent, settings)
+        state, losses = _load_checkpoint(ckpt, sae, optimizer, silent, settings)
         log.info("resuming %s at step %d of %d", out, state.step, total)
     else:
+        (out / CONFIG).unlink(missing_ok=True)  # the config first: the folder stops reading
+        (out / WEIGHTS).unlink(missing_ok=True)  # as a complete SAE (analyses.sae.io)
         if ckpt.exists():
             shutil.rmtree(ckpt)
         (out / LOG_NAME).unlink(missing_ok=True)
@@ -271,6 +391,7 @@ def train(
         event="start",
         step=state.step,
         total_steps=total,
+        batch_size=batch_size,
         tokens=state.tokens,
         time_s=state.elapsed_s,
         **settings,
@@ -285,12 +406,13 @@ def train(
     bar = bar_scope.enter_context(
         console.progress(total, "train SAE", unit="step", initial=state.step)
     )
+    watch = Divergence(config.divergence_factor, losses)
     try:
         while state.step < total:
             if stop_after is not None and steps_this_call >= stop_after:
                 break
             with contextlib.closing(
-                order.batches(config.batch_size, config.seed, state.epoch, state.batch_in_epoch)
+                order.batches(batch_size, config.seed, state.epoch, state.batch_in_epoch)
             ) as batches:
                 for batch in batches:
                     if state.step >= total or (
@@ -300,11 +422,16 @@ def train(
                     x = torch.from_numpy(batch).to(device, non_blocking=True)
                     if scale != 1.0:
                         x = x * scale
-                    dead = silent >= config.dead_window_tokens
+                    dead = silent >= dead_window
                     lr = config.lr_at(state.step, total)
                     for group in optimizer.param_groups:
                         group["lr"] = lr
                     loss, parts, z, x_hat = sae.loss(x, dead)
+                    loss_value = float(loss.detach())
+                    main_loss = _main_loss(sae, loss_value, parts)
+                    problem = watch.check(state.step, main_loss)
+                    if problem is not None:
+                        _diverged(logger, state, problem, config, total)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     sae.before_step()
@@ -316,6 +443,16 @@ def train(
                         fired = (z > 0).any(dim=0)
                         silent += x.shape[0]
                         silent[fired] = 0
+                    done_steps = state.step + 1
+                    if (
+                        config.resample
+                        and done_steps % resample_steps == 0
+                        and done_steps < config.resample_until * total
+                    ):
+                        state.resampled += _resample(
+                            sae, optimizer, silent, dead_window, x, x_hat, config.seed, state.step
+                        )
+                    losses.append(main_loss)
                     state.step += 1
                     bar.update()
                     state.batch_in_epoch += 1
@@ -333,19 +470,17 @@ def train(
                             tokens=state.tokens,
                             time_s=now - t0,
                             lr=lr,
-                            loss=float(loss.detach()),
+                            loss=loss_value,
                             **{k: float(v) for k, v in parts.items()},
                             batch_l0=float((z > 0).sum(-1).float().mean()),
                             batch_explained_variance=ev,
-                            dead_fraction=float(
-                                (silent >= config.dead_window_tokens).float().mean()
-                            ),
+                            dead_fraction=float((silent >= dead_window).float().mean()),
                             tokens_per_s=window_tokens / max(now - window_t, 1e-9),
                         )
                         window_t, window_tokens = now, 0
                     if config.checkpoint_every and state.step % config.checkpoint_every == 0:
                         state.elapsed_s = time.perf_counter() - t0
-                        _save_checkpoint(ckpt, sae, optimizer, silent, state, settings)
+                        _save_checkpoint(ckpt, sae, optimizer, silent, state, settings, losses)
                         logger.write(
                             event="checkpoint",
                             step=state.step,
@@ -356,16 +491,23 @@ def train(
                     state.epoch += 1
                     state.batch_in_epoch = 0
         state.elapsed_s = time.perf_counter() - t0
-        _save_checkpoint(ckpt, sae, optimizer, silent, state, settings)
+        _save_checkpoint(ckpt, sae, optimizer, silent, state, settings, losses)
         done = state.step >= total
-        result = {
+        result: dict[str, Any] = {
             "steps": state.step,
             "tokens": state.tokens,
             "done": done,
             "tokens_per_s": state.tokens / max(state.elapsed_s, 1e-9),
             "path": str(out),
+            "batch_size": batch_size,
+            "total_steps": total,
+            "epochs": plan["epochs"],
+            "resampled_latents": state.resampled,
         }
         if done:
+            result.update(convergence(losses, int(config.decay_fraction * total)))
+            if result["loss_still_falling"]:
+                console.warn(falling_message(result, total, batch_size))
             sae.eval()
             save_final(
                 sae,
@@ -377,6 +519,7 @@ def train(
                     "source": {**source.describe(), **order.describe()},
                     "trained_steps": state.step,
                     "trained_tokens": state.tokens,
+                    "convergence": {k: result[k] for k in CONVERGENCE_KEYS if k in result},
                 },
             )
         logger.write(
@@ -385,11 +528,52 @@ def train(
             tokens=state.tokens,
             time_s=state.elapsed_s,
             tokens_per_s=result["tokens_per_s"],
+            **{k: result[k] for k in CONVERGENCE_KEYS if k in result},
         )
     finally:
         bar_scope.close()
         logger.close()
     return result
+
+
+CONVERGENCE_KEYS = (
+    "converged",
+    "loss_still_falling",
+    "loss_last",
+    "loss_before",
+    "loss_drop",
+    "window_steps",
+    "window_end",
+)
+
+
+def _resample(sae, optimizer, silent, dead_window, x, x_hat, seed: int, step: int) -> int:
+    """Resample the latents silent for `dead_window` rows (`analyses.sae.resample`) and restart
+    their silence count; returns how many were resampled."""
+    dead = silent >= dead_window
+    n = resample_dead(sae, optimizer, dead, x, x_hat.detach(), seed * 1_000_003 + step)
+    if n:
+        silent[dead] = 0
+    return n
+
+
+def _main_loss(sae: SparseAutoencoder, loss: float, parts: dict[str, torch.Tensor]) -> float:
+    """The step's loss without its AuxK term (which switches on as latents die), rounded to
+    float32 as the checkpoint keeps it (so a resumed run judges the same numbers)."""
+    if "auxk" in parts:
+        loss -= float(getattr(sae.config, "auxk_coef", 0.0)) * float(parts["auxk"])
+    return float(np.float32(loss))
+
+
+def _diverged(logger: _Log, state: TrainState, problem: str, config: TrainConfig, total: int):
+    """Record a diverged run in the log and stop it with an InputError naming the step and
+    --lr. The last checkpoint (before the divergence) stays; no final SAE is written."""
+    logger.write(event="diverged", step=state.step, tokens=state.tokens, reason=problem)
+    raise InputError(
+        f"SAE training diverged at step {state.step + 1} of {total}: {problem}. Lower the learning "
+        f"rate (--lr, now {config.lr_for(total):g}; try {config.lr_for(total) / 10:g}); no SAE was saved. Start "
+        "again with --no-resume (the checkpoint holds the old settings)"
+    )
 
 
 def save_final(sae: SparseAutoencoder, out: Path, scale: float, meta: dict[str, Any]) -> Path:
@@ -402,12 +586,19 @@ def save_final(sae: SparseAutoencoder, out: Path, scale: float, meta: dict[str, 
     return save_sae(folded, out, {**meta, "input_scale_folded": scale})
 
 
-def _save_checkpoint(ckpt, sae, optimizer, silent, state, settings) -> None:
+def _save_checkpoint(ckpt, sae, optimizer, silent, state, settings, losses) -> None:
     tmp = ckpt.with_name(ckpt.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    _write_tensors(tmp / "sae.safetensors", {**state_tensors(sae), "silent": silent})
+    _write_tensors(
+        tmp / "sae.safetensors",
+        {
+            **state_tensors(sae),
+            "silent": silent,
+            "losses": torch.tensor(losses, dtype=torch.float64),
+        },
+    )
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     _write_json(tmp / "state.json", {"state": asdict(state), "settings": settings})
     old = ckpt.with_name(ckpt.name + ".old")
@@ -432,7 +623,7 @@ def _saved_settings(ckpt: Path) -> dict[str, Any] | None:
     return dict(json.loads((ckpt / "state.json").read_text())["settings"])
 
 
-def _load_checkpoint(ckpt, sae, optimizer, silent, settings) -> TrainState:
+def _load_checkpoint(ckpt, sae, optimizer, silent, settings) -> tuple[TrainState, list[float]]:
     saved = json.loads((ckpt / "state.json").read_text())
     if json.loads(json.dumps(settings, default=str)) != saved["settings"]:
         raise InputError(
@@ -447,7 +638,8 @@ def _load_checkpoint(ckpt, sae, optimizer, silent, settings) -> TrainState:
     optimizer.load_state_dict(
         torch.load(ckpt / "optimizer.pt", map_location="cpu", weights_only=True)
     )
-    return TrainState(**saved["state"])
+    losses = tensors["losses"].tolist() if "losses" in tensors else []
+    return TrainState(**saved["state"]), losses
 
 
 def train_sae(
