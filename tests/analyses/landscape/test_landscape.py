@@ -359,3 +359,22 @@ def test_d_int90_varies_little_across_widths():
         found[width] = (head["D"], head["d_int90"])
     assert found[256][0] / found[32][0] > 20
     assert found[32][1] == found[256][1] == 400, found
+
+
+@pytest.mark.slow
+def test_width_invariance_of_d_int90_through_the_cli(tmp_path, capsys):
+    """Li et al. 2018 (section 3): d_int90 of fully connected nets barely moves while D grows
+    with width. Through `workbench landscape-dim` with its default training settings and 3 seeds
+    on the zoo's digits MLP at hidden widths 32 and 128: D grows 7.5x; d_int90 was 150-200 at
+    every width in benchmarks/bench_width_invariance.py (3 widths x 3 seeds, RESULTS.md). The
+    check: both widths reach 90% on the grid, and d_int90 moves far less than D (< 2x)."""
+    heads = {}
+    for width in (32, 128):
+        argv = ["landscape-dim", "--model", f"digits-mlp-w{width}", "--dims", "50,100,200,400"]
+        out = str(tmp_path / str(width))
+        assert main([*argv, "--seeds", "3", "--out", out, "--json", "--device", "cpu"]) == 0
+        heads[width] = json.loads(capsys.readouterr().out)
+    assert heads[128]["D"] / heads[32]["D"] > 7
+    found = [heads[w]["d_int90"] for w in (32, 128)]
+    assert all(d is not None for d in found), heads
+    assert max(found) / min(found) < 2.0, found
