@@ -34,7 +34,11 @@ from workbench.analysis.sources import Source
 from workbench.errors import InputError
 
 TASKS = ("auto", "classification", "regression")
-LABEL_LEVELS = ("auto", "row", "example", "last")
+#: the probe's label levels: the store's (`workbench.analysis.sources.LABEL_LEVELS`), "auto"
+#: (the only level the store holds the name at) and "last" (see `Params`)
+LABEL_LEVELS = ("auto", "token", "example", "last")
+#: older spelling of "token", still accepted
+_ALIASES = {"row": "token"}
 
 
 def _grid(text: str) -> list[float]:
@@ -161,11 +165,14 @@ class Params:
     (ridge) values, chosen by `folds`-fold grouped CV on the training examples. test_fraction:
     share of examples held out. control: auto (token types when the store has token ids, else
     each row its own type; also when all training rows share one token) | token | row | none.
-    label_level (stores): auto (the row label,
-    else the example label on every row) | row | example (on every row) | last (the example
-    label on each example's last row only: what a causal model knows after the whole text;
-    rows of an example are contiguous in a store). max_rows: seeded subsample of whole
-    examples above this many rows (0 = all). seed: split, control and bootstrap seed.
+    label_level (stores): which label a row carries. token (the store's per-token row label) |
+    example (the example's label on every row) | last (the example label on each example's
+    last row only: what a causal model knows after the whole text; rows of an example are
+    contiguous in a store) | auto (the default: the only level the store holds the name at; a
+    name held at both levels, like grammar-lm's `topic`, is an error naming both). The level
+    that ran is recorded in the result's params (`label_level`; "given" for a labels array).
+    max_rows: seeded subsample of whole examples above this many rows (0 = all). seed: split,
+    control and bootstrap seed.
     """
 
     task: str = "auto"
@@ -176,6 +183,12 @@ class Params:
     label_level: str = "auto"
     max_rows: int = 50000
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if _ALIASES.get(self.label_level, self.label_level) not in LABEL_LEVELS:
+            raise InputError(
+                f"setting label_level={self.label_level!r}; valid: {', '.join(LABEL_LEVELS)}"
+            )
 
 
 def probe_inputs(
@@ -209,23 +222,26 @@ def probe_inputs(
     return x, labels[rows], groups[rows], None if types is None else types[rows]
 
 
-def _labels(source: Source, level: str) -> np.ndarray:
+def label_level(source: Source, level: str) -> str:
+    """The level the probe reads for `level` (see `Params.label_level`): "token", "example",
+    "last", or "given" (a labels array)."""
+    level = _ALIASES.get(level, level)
     if level not in LABEL_LEVELS:
-        raise InputError(f"label_level {level!r}; valid: {', '.join(LABEL_LEVELS)}")
-    store, name = source.store, source.label
-    if store is not None and name is not None and level != "auto" and source.labels is None:
-        if level in ("example", "last"):
-            if name not in store.manifest["example_labels"]:
-                raise InputError(f"store has no example label {name!r}")
-            example = store.example_index()
-            labels = np.asarray(store.example_labels()[name])[example]
-            if level == "last":  # only each example's last row keeps its label
-                is_last = np.r_[example[1:] != example[:-1], True]
-                labels = np.where(is_last, labels, -1)
-            return labels
-        if name not in store.manifest["row_labels"]:
-            raise InputError(f"store has no row label {name!r}")
-    return source.label_array()
+        raise InputError(f"setting label_level={level!r}; valid: {', '.join(LABEL_LEVELS)}")
+    if level == "last":
+        resolved = source.resolve_label_level("example")
+        return "last" if resolved == "example" else resolved
+    return source.resolve_label_level(level)
+
+
+def _labels(source: Source, level: str) -> np.ndarray:
+    resolved = label_level(source, level)
+    if resolved != "last":
+        return source.label_array(resolved if resolved != "given" else "auto")
+    labels = source.label_array("example")
+    example = source.store.example_index()
+    is_last = np.r_[example[1:] != example[:-1], True]  # only each example's last row
+    return np.where(is_last, labels, -1)
 
 
 def _labelled(labels: np.ndarray) -> np.ndarray:
@@ -296,7 +312,7 @@ def run(source: Source, params: Params) -> Result:
         analysis="probe",
         frame=frame_rows(out, site=site, checkpoint_step=step, label=label),
         headline=out,
-        params=asdict(params),
+        params={**asdict(params), "label_level": label_level(source, params.label_level)},
         provenance=source.provenance,
     )
 

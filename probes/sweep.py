@@ -6,8 +6,9 @@ checkpoint (or `steps`) on the model's own dataset into a store `work/<name>-ste
 rerun reuses it; one checkpoint loaded at a time, `workbench.analysis.checkpoints`), then probes
 each site for each label. A label `name@LEVEL` picks the `probe` analysis's `label_level`:
 `topic@last` is the text's topic at its last token (what a causal model has read by then),
-`topic@example` the same label on every token (early tokens cannot know it yet); a bare name
-reads the per-row label where there is one. The default grid
+`topic@example` the same label on every token (early tokens cannot know it yet), `topic@token`
+the per-token label; a bare name reads the only level the store holds it at (a name held at
+both levels is an error naming both). The frame's `label_level` column names the level read. The default grid
 (C in 0.01, 0.1, 1, 3-fold grouped CV) is one value shorter than the `probe` analysis's to keep
 a sweep of checkpoints x sites x labels quick.
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from probes.linear import Params, evaluate, frame_rows, probe_inputs
+from probes.linear import Params, evaluate, frame_rows, label_level, probe_inputs
 from workbench.analysis.results import Result
 from workbench.analysis.sources import Source
 
@@ -94,8 +95,16 @@ def over_checkpoints(
                 source = Source.from_store(store, site, label)
                 run_params = replace(params, label_level=level or "auto")
                 out = evaluate(*probe_inputs(source, run_params), run_params)
+                level = label_level(source, run_params.label_level)
                 frames.append(
-                    frame_rows(out, model=name, checkpoint_step=step, site=site, label=spec)
+                    frame_rows(
+                        out,
+                        model=name,
+                        checkpoint_step=step,
+                        site=site,
+                        label=spec,
+                        label_level=level,
+                    )
                 )
     frame = pd.concat(frames, ignore_index=True)
     last = frame[frame.checkpoint_step == frame.checkpoint_step.max()]

@@ -211,3 +211,58 @@ def quick_zoo(built_once) -> Path:
     from workbench import zoo
 
     return built_once("quick-zoo", lambda root: zoo.build("toy-lm", root=root, quick=True))
+
+
+#: the zoo's toy-lm site the shared SAE (`toy_lm_sae`) reads
+TOY_SAE_SITE = "blocks.1.hook_resid_post"
+
+
+@pytest.fixture(scope="session")
+def toy_lm_sae(built_once) -> Path:
+    """A folder with `store` (the default zoo's toy-lm captured on 256 grammar-lm examples at
+    `TOY_SAE_SITE`, with grammar-lm's topic, sentiment, pos labels) and `sae` (a TopK SAE
+    trained there with `workbench sae train`'s defaults, its feature report in `sae/features`),
+    all made through the CLI once for the whole test run. Minutes: the 2,000 default steps (and,
+    without `workbench demo` before, the zoo's toy-lm build)."""
+    from workbench.cli.main import main
+
+    def build(folder: Path) -> None:
+        store, sae = str(folder / "store"), str(folder / "sae")
+        steps = [
+            ["capture", "--model", "toy-lm", "--dataset", "grammar-lm", "--n-examples", "256",
+             "--sites", TOY_SAE_SITE, "--out", store, "--device", "cpu"],
+            ["sae", "train", "--store", store, "--site", TOY_SAE_SITE, "--out", sae,
+             "--device", "cpu", "--no-progress"],
+            ["sae", "features", "--sae", sae, "--store", store, "--out", f"{sae}/features",
+             "--html", "none"],
+        ]  # fmt: skip
+        for argv in steps:
+            assert main(argv) == 0, argv
+
+    return built_once("toy-lm-sae", build)
+
+
+@pytest.fixture(scope="session")
+def small_toy_sae(quick_zoo) -> Callable[[Path, Path, str], None]:
+    """`small_toy_sae(store, sae, site)`: the quick zoo's toy-lm captured on 24 grammar-lm
+    examples at `site` into the store folder `store`, and a small TopK SAE (d_sae 64, k 4, 40
+    steps) trained there into `sae` with its feature report in `sae/features`, all through the
+    CLI. Seconds."""
+    from workbench import zoo
+    from workbench.cli.main import main
+
+    def make(store_path: Path, sae_path: Path, site: str) -> None:
+        store, sae = str(store_path), str(sae_path)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv(zoo.ZOO_ENV, str(quick_zoo))
+            for argv in (
+                ["capture", "--model", "toy-lm", "--dataset", "grammar-lm", "--n-examples", "24",
+                 "--sites", site, "--out", store, "--device", "cpu"],
+                ["sae", "train", "--store", store, "--site", site, "--d-sae", "64", "--k", "4",
+                 "--steps", "40", "--out", sae, "--device", "cpu"],
+                ["sae", "features", "--sae", sae, "--store", store, "--out", f"{sae}/features",
+                 "--html", "none"],
+            ):  # fmt: skip
+                assert main(argv) == 0, argv
+
+    return make

@@ -103,8 +103,15 @@ def purity(codes: np.ndarray, labels: np.ndarray, n_codes: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def codes_for_label(codes: np.ndarray, labels: np.ndarray, value: int, n_codes: int, top: int = 5):
-    """The `top` codes that fire most selectively for `value`: code, precision, recall, F1."""
+def codes_for_label(
+    codes: np.ndarray, labels: np.ndarray, value: int, n_codes: int, top: int = 5,
+    by: str = "f1", min_fires: int = 1,
+) -> pd.DataFrame:  # fmt: skip
+    """The `top` codes that fire most selectively for `value`: code, precision, recall, F1,
+    fires (tokens it fires on), ranked by `by` ("f1", or "precision" with more firings first
+    among equals) among the codes that fire on at least `min_fires` tokens."""
+    if by not in ("f1", "precision"):
+        raise InputError(f"by must be 'f1' or 'precision', got {by!r}")
     real, fire = _fires(codes, n_codes)
     lab = labels.reshape(-1)[real]
     if not (lab == value).any():
@@ -115,9 +122,11 @@ def codes_for_label(codes: np.ndarray, labels: np.ndarray, value: int, n_codes: 
     recall = hit / (lab == value).sum()
     f1 = np.divide(2 * precision * recall, precision + recall,
                    out=np.zeros(n_codes), where=precision + recall > 0)  # fmt: skip
-    order = np.argsort(-f1)[:top]
+    score = f1 if by == "f1" else precision
+    eligible = fired >= max(min_fires, 1)
+    order = np.lexsort((-fired, -np.where(eligible, score, -1.0)))[: min(top, int(eligible.sum()))]
     return pd.DataFrame({"code": order, "precision": precision[order], "recall": recall[order],
-                         "f1": f1[order]})  # fmt: skip
+                         "f1": f1[order], "fires": fired[order]})  # fmt: skip
 
 
 def top_contexts(
@@ -177,13 +186,34 @@ def labels_for(examples, label: str, width: int) -> np.ndarray:
     return example_labels(examples, label, width)
 
 
+def group_codes(codes: np.ndarray, k: int, groups: int) -> list[np.ndarray]:
+    """Per group, the (n, L, k) columns of codes (n, L, groups * k) that group chose
+    (`CodebookLayer`: group g's codes are in columns g * k .. (g + 1) * k - 1)."""
+    if codes.shape[-1] != k * groups:
+        raise InputError(f"codes hold {codes.shape[-1]} columns, not k * groups = {k * groups}")
+    return [codes[..., g * k : (g + 1) * k] for g in range(groups)]
+
+
+def purity_summary(table: pd.DataFrame) -> dict[str, Any]:
+    """{"mean_precision", "mean_recall", "n_labels"} of a `purity` table."""
+    return {
+        "mean_precision": float(table.precision.mean()),
+        "mean_recall": float(table.recall.mean()),
+        "n_labels": len(table),
+    }
+
+
 def summarize_saved(folder, label: str | None = None, n_examples: int = 200, zoo_root=None) -> dict:
-    """Statistics (and purity against `label`, if given) of the codebook model saved in
-    `folder`: {"report", "statistics", "purity"} as JSON-ready values."""
+    """Statistics (and purity against `label`, if given: per site and, for grouped codebooks,
+    per group, each group's codes read on their own) of the codebook model saved in `folder`:
+    {"sites", "groups", "codes_per_group", "with_codebooks", "without_codebooks",
+    "statistics", "purity"} as JSON-ready values."""
     handle, books = load_codebook_model(folder, zoo_root=zoo_root)
     examples, ids, codes = reference_codes(handle, books, n_examples)
     out: dict[str, Any] = {
         "sites": books.sites,
+        "groups": books.groups,
+        "codes_per_group": books.codes_per_group,
         "with_codebooks": books.report.get("with_codebooks"),
         "without_codebooks": books.report.get("without_codebooks"),
         "statistics": code_statistics(codes, books.n_codes).to_dict(orient="records"),
@@ -192,10 +222,10 @@ def summarize_saved(folder, label: str | None = None, n_examples: int = 200, zoo
         labels = labels_for(examples, label, ids.shape[1])
         out["purity"] = {}
         for site, c in codes.items():
-            table = purity(c, labels, books.n_codes)
-            out["purity"][site] = {
-                "mean_precision": float(table.precision.mean()),
-                "mean_recall": float(table.recall.mean()),
-                "n_labels": len(table),
-            }
+            out["purity"][site] = purity_summary(purity(c, labels, books.n_codes))
+            if books.groups > 1:
+                out["purity"][site]["groups"] = [
+                    {"group": g, **purity_summary(purity(part, labels, books.n_codes))}
+                    for g, part in enumerate(group_codes(c, books.k, books.groups))
+                ]
     return out

@@ -6,19 +6,31 @@ from pathlib import Path
 
 
 def demo_step(out: Path, zoo_root: Path | None, device: str) -> str:
-    """Finetune fsm-lm with a 1000-code, k = 1 codebook at block 1's residual stream (300
-    steps) and save it under `out/codebooks/fsm-lm` (kept if already there), for the app's code
-    browser. Returns the summary line."""
+    """Train a codebook at fsm-lm's block-1 residual stream with the settings of
+    `workbench codebook train`'s defaults and save it under `out/codebooks/fsm-lm` (kept if
+    already there with these settings; retrained otherwise), for the app's code browser. Returns the summary line."""
     import json
+    import shutil
+    from dataclasses import asdict
 
-    from analyses.codebook.train import TrainConfig, train_codebook_model
+    from analyses.codebook.config import N_CODES, N_TRAIN, TrainConfig
+    from analyses.codebook.train import train_codebook_model
+    from workbench import console
 
     folder = out / "codebooks" / "fsm-lm"
-    if not (folder / "codebook.json").is_file():
-        cfg = TrainConfig(steps=300, lr=1e-2, trainable="all", replace_every=50)
+    saved = folder / "codebook.json"
+    wanted = {"train": asdict(TrainConfig()), "n_train": N_TRAIN, "n_codes": N_CODES}
+    if saved.is_file():
+        config = json.loads(saved.read_text())
+        found = {"train": config.get("report", {}).get("train"), "n_train": None, "n_codes": None}
+        found.update(n_train=config.get("report", {}).get("n_train"), n_codes=config["n_codes"])
+        if found != wanted:  # trained with older defaults: retrained
+            console.log(f"{folder}: trained with other settings; retraining")
+            shutil.rmtree(folder)
+    if not saved.is_file():
         train_codebook_model(
-            "fsm-lm", "blocks.1.hook_resid_post", n_codes=1000, k=1, cfg=cfg, n_train=500,
-            n_eval=100, zoo_root=zoo_root, out=folder,
+            "fsm-lm", "blocks.1.hook_resid_post", n_codes=N_CODES, k=1, cfg=TrainConfig(),
+            n_train=N_TRAIN, n_eval=100, zoo_root=zoo_root, out=folder,
         )  # fmt: skip
     report = json.loads((folder / "codebook.json").read_text()).get("report", {})
     before = report.get("without_codebooks", {}).get("valid_accuracy")

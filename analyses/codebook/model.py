@@ -2,7 +2,8 @@
 sites, spliced in with `insert`, saved and loaded as safetensors + JSON config (no pickle).
 
 A saved folder holds `codebooks.safetensors` (every layer's state under `"<i>."`),
-`codebook.json` (sites, widths, n_codes, k, the base model's spec, training report) and, when the
+`codebook.json` (sites, widths, n_codes (all groups), codes_per_group, groups, k, the base model's
+spec, training report; a folder without `groups` is one group) and, when the
 model itself was finetuned, `model.safetensors` (the finetuned model parameters).
 """
 
@@ -67,35 +68,43 @@ class Codebooks(nn.Module):
 
     Args:
         widths: site -> width of its output's last dim.
-        n_codes, k: codebook size and codes per token (every site alike).
+        n_codes, k: codes per group and codes per token and group (every site alike).
         base: how to load the base model again (`"fsm-lm@1500"`, a folder...), or None.
+        groups: codebooks per site, each over 1 / groups of the dims (`CodebookLayer`).
+
+    Attributes:
+        n_codes: codes per site in all groups (code ids 0..n_codes-1); codes_per_group.
     """
 
     def __init__(
-        self, widths: dict[str, int], n_codes: int, k: int, base: str | None = None, seed: int = 0
-    ) -> None:
+        self, widths: dict[str, int], n_codes: int, k: int, base: str | None = None, seed: int = 0,
+        groups: int = 1,
+    ) -> None:  # fmt: skip
         super().__init__()
         if not widths:
             raise InputError("no codebook sites given")
         self.sites = list(widths)
-        self.n_codes, self.k, self.base = n_codes, k, base
+        self.k, self.base, self.groups = k, base, groups
+        self.codes_per_group, self.n_codes = n_codes, n_codes * groups
         self.layers = nn.ModuleList(
-            CodebookLayer(widths[s], n_codes, k, seed=seed + i) for i, s in enumerate(self.sites)
+            CodebookLayer(widths[s], n_codes, k, seed=seed + i, groups=groups)
+            for i, s in enumerate(self.sites)
         )
         self.report: dict[str, Any] = {}
 
     @classmethod
     def for_handle(
         cls, handle, sites: str | Sequence[str], n_codes: int, k: int, seed: int = 0,
-        example_input: Any = None,
+        example_input: Any = None, groups: int = 1,
     ) -> Codebooks:  # fmt: skip
         """Codebooks at `sites` (names or patterns) of `handle`, sized from one forward pass."""
         from workbench.sites.names import expand_sites
 
         names = expand_sites(handle.sites(), sites)
         books = cls(
-            site_widths(handle, names, example_input), n_codes, k, base=base_spec(handle), seed=seed
-        )
+            site_widths(handle, names, example_input), n_codes, k, base=base_spec(handle),
+            seed=seed, groups=groups,
+        )  # fmt: skip
         return books.to(handle.device)  # codes are made on the CPU (seeded), used on the model's
 
     def layer(self, site: str) -> CodebookLayer:
@@ -126,23 +135,31 @@ class Codebooks(nn.Module):
             "sites": self.sites,
             "widths": {s: self.layer(s).d for s in self.sites},
             "n_codes": self.n_codes,
+            "codes_per_group": self.codes_per_group,
+            "groups": self.groups,
             "k": self.k,
             "base": self.base,
             "report": self.report,
         }
 
     def save(self, folder: str | Path, model: nn.Module | None = None) -> Path:
-        """Write the codebooks (and the finetuned `model`'s parameters, if given) to `folder`."""
+        """Write the codebooks (and the finetuned `model`'s parameters, if given) to `folder`;
+        `codebook.json` last (through a temporary file), so a folder with it is complete."""
         from safetensors.torch import save_file
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        # the config marks the folder complete: gone while the weights change, written last
+        (folder / CONFIG_NAME).unlink(missing_ok=True)
+        (folder / MODEL_WEIGHTS_NAME).unlink(missing_ok=True)
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
         save_file(state, str(folder / WEIGHTS_NAME))
         if model is not None:
             params = {n: p.detach().contiguous().cpu() for n, p in model.named_parameters()}
             save_file(params, str(folder / MODEL_WEIGHTS_NAME))
-        (folder / CONFIG_NAME).write_text(json.dumps(self.config(), indent=2))
+        partial = folder / f"{CONFIG_NAME}.partial"
+        partial.write_text(json.dumps(self.config(), indent=2))
+        partial.replace(folder / CONFIG_NAME)
         return folder
 
     @classmethod
@@ -154,7 +171,9 @@ class Codebooks(nn.Module):
         if not (folder / CONFIG_NAME).is_file():
             raise InputError(f"{str(folder)!r} holds no {CONFIG_NAME}; not a saved codebook model")
         cfg = json.loads((folder / CONFIG_NAME).read_text())
-        books = cls(cfg["widths"], cfg["n_codes"], cfg["k"], base=cfg.get("base"))
+        groups = int(cfg.get("groups", 1))  # folders written before groups: one group
+        per_group = int(cfg.get("codes_per_group", cfg["n_codes"] // groups))
+        books = cls(cfg["widths"], per_group, cfg["k"], base=cfg.get("base"), groups=groups)
         books.load_state_dict(load_file(str(folder / WEIGHTS_NAME)))
         books.report = cfg.get("report", {})
         return books

@@ -35,7 +35,9 @@ def read_codebook(path: Path, query: SiteQuery) -> Report | None:
             )
             for code, usage in top
         )
-        summary = f"{config.get('n_codes')} codes, k={config.get('k')}, base {base}"
+        groups = int(config.get("groups", 1))
+        shape = f" in {groups} groups" if groups > 1 else ""
+        summary = f"{config.get('n_codes')} codes{shape}, k={config.get('k')}, base {base}"
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     return Report(

@@ -10,8 +10,10 @@ Zoo models by name (`zoo_model(name)` -> (factory, task)), trained from their fr
 initialisation on the `digits` dataset (workbench.data.digits, the zoo's split: 1347 train /
 450 test images):
 
-- `digits-mlp`: the zoo's `DigitsMLP` (64-128-128-10, ReLU), D = 26,122;
-- `digits-cnn`: the zoo's `DigitsCNN` (two 3x3 convs, 16 and 32 channels), D = 6,090;
+- `digits-mlp`: the zoo's `DigitsMLP` without its batch norm (`plain=True`; 64-128-128-10,
+  ReLU), D = 26,122;
+- `digits-cnn`: the zoo's `DigitsCNN` without its batch norm and hidden linear layer
+  (`plain=True`; two 3x3 convs, 16 and 32 channels), D = 6,090;
 - `digits-mlp-w<W>` (8 <= W <= 2048): the same MLP with hidden width W, 64-W-W-10, for the
   paper's width sweep (D = W^2 + 76 W + 10; W = 128 is digits-mlp's architecture).
 """
@@ -116,7 +118,8 @@ class Task:
 
 
 class WidthMLP(nn.Module):
-    """64 -> W -> W -> 10 with ReLUs: `DigitsMLP` (workbench.zoo.digits) at hidden width W."""
+    """64 -> W -> W -> 10 with ReLUs: `DigitsMLP(plain=True)` (workbench.zoo.digits, without
+    batch norm) at hidden width W."""
 
     def __init__(self, width: int) -> None:
         super().__init__()
@@ -151,10 +154,10 @@ def zoo_model(name: str) -> tuple[Callable[[], nn.Module], Task]:
     """(module factory, task) for a zoo model name (see the module docstring)."""
     from workbench.zoo.digits import cnn, mlp
 
-    if name == "digits-mlp":
-        return mlp, digits_task(image=False)
+    if name == "digits-mlp":  # the plain architecture: Li et al. train networks without BN
+        return (lambda: mlp(plain=True)), digits_task(image=False)
     if name == "digits-cnn":
-        return cnn, digits_task(image=True)
+        return (lambda: cnn(plain=True)), digits_task(image=True)
     match = WIDTH_NAME.fullmatch(name)
     if match and MIN_WIDTH <= int(match.group(1)) <= MAX_WIDTH:
         width = int(match.group(1))

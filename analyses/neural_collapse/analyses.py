@@ -45,9 +45,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analyses.neural_collapse.sites import PENULTIMATE
 from workbench.analysis.registry import Analysis
 from workbench.analysis.results import Result
-from workbench.analysis.sources import Source
+from workbench.analysis.sources import LABEL_LEVELS, Source
 from workbench.errors import InputError
 
 HEADLINE = (
@@ -68,10 +69,20 @@ HEADLINE = (
 @dataclass(frozen=True)
 class Params:
     """n_classes: C (0: the classifier's row count, else max label + 1; every class in 0..C-1
-    must have rows); batch_size: rows per streamed batch."""
+    must have rows); batch_size: rows per streamed batch; label_level: which level of a store
+    label is the class, token | example | auto (the default: the only level the store holds
+    the name at; a name held at both is an error naming both); the result's params record the
+    level that ran ("given" for a labels array)."""
 
     n_classes: int = 0
     batch_size: int = 16384
+    label_level: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.label_level not in ("auto", *LABEL_LEVELS):
+            raise InputError(
+                f"setting label_level={self.label_level!r}; valid: auto, {', '.join(LABEL_LEVELS)}"
+            )
 
 
 class ClassScatter:
@@ -330,11 +341,13 @@ class _Rows:
 def run(source: Source, params: Params) -> Result:
     """NC metrics of one site (store, streamed) or one array (n, d) with its labels; NC3, NC4
     and the weights' NC2 only when `source.weights` (C, d) or (C, d + 1) = [W | b] is given."""
-    labels = source.label_array()
+    labels = source.label_array(params.label_level)
     metrics = collapse(
         _Rows(source, params.batch_size), labels, source.weights, n_classes=params.n_classes
     )
-    return _result(metrics, source.site or "arrays", params, source.provenance)
+    result = _result(metrics, source.site or "arrays", params, source.provenance)
+    result.params["label_level"] = source.resolve_label_level(params.label_level)  # as it ran
+    return result
 
 
 def _result(
@@ -366,29 +379,28 @@ def last_linear(module: Any) -> Any:
     return linears[-1]
 
 
-# shallow to deep; the last is the classifier's input (the CNN's pool2 equals flatten)
-PENULTIMATE = {"digits-mlp": ("act1", "act2"), "digits-cnn": ("pool1", "flatten")}
-
-
 def over_checkpoints(
     name: str = "digits-mlp",
     split: str = "train",
     sites: tuple[str, ...] | None = None,
-    steps: list[int] | None = None,
+    steps: list[int | str] | None = None,
     zoo_root: str | Path | None = None,
     classes: tuple[int, ...] | None = None,
 ) -> Result:
     """NC metrics of a zoo classifier (digits-mlp, digits-cnn) at every epoch checkpoint.
 
-    For each checkpoint the digits images of `split` ("train", "test" = held out, "all") are
-    run through the model; features at each of `sites` (default `PENULTIMATE[name]`, shallow
-    to deep: progressive collapse through depth) are read with `capture`, and the last site is
-    paired with the last Linear layer (W, b) for NC3/NC4. `classes` keeps only those digits
+    For each checkpoint the digits images of `split` ("train", the default: Papyan et al.
+    measure on the training set, where the terminal phase has zero error; "test" = held out;
+    "all") are run through the model in eval mode (batch norm uses its running statistics);
+    features at each of `sites` (default `PENULTIMATE[name]`, shallow to deep: progressive
+    collapse through depth) are read with `capture`, and the last site is paired with the last
+    Linear layer (W, b) for NC3/NC4; `steps`: epochs, "first", "last" (None: all). `classes` keeps only those digits
     (NC1/NC2 on a subset, e.g. classes a model never trained on; NC3/NC4 are then omitted).
     Returns a Result whose frame has columns model, split, checkpoint_step, site, metric,
     value.
     """
     import torch
+    from threadpoolctl import threadpool_limits
 
     from workbench import zoo
     from workbench.analysis.checkpoints import iter_checkpoints
@@ -419,7 +431,10 @@ def over_checkpoints(
         for site in sites:
             h = acts.numpy(site).reshape(len(y), -1)
             use_head = site == sites[-1] and classes is None
-            metrics = collapse([h], y, classifier if use_head else None)
+            # at most 1,797 rows x 256: one BLAS thread is fastest, and several spin-wait
+            # badly on a busy machine (26x slower at load 8 on 2 cores, as in probes.linear)
+            with threadpool_limits(1):
+                metrics = collapse([h], y, classifier if use_head else None)
             rows += [
                 {"model": name, "split": split, "checkpoint_step": step, "site": site,
                  "metric": key, "value": metrics[key]}
@@ -432,7 +447,12 @@ def over_checkpoints(
         frame=frame,
         headline=_last_step_headline(frame, sites[-1]),
         params={"model": name, "split": split, "sites": list(sites), "classes": classes},
-        provenance={"model": name, "series": str(series.folder), "steps": series.steps},
+        provenance={
+            "model": name,
+            "series": str(series.folder),
+            "steps": series.steps,
+            "recipe_version": zoo.get_recipe(name).version,
+        },
     )
 
 

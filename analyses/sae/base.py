@@ -57,6 +57,13 @@ class SparseAutoencoder(nn.Module):
     #: whether the decoder rows are kept at unit norm after every step (and their gradient's
     #: parallel component removed), as in Gao et al. 2024 and Bricken et al. 2023.
     unit_norm_decoder: bool = False
+    #: the trainer's input normalisation when `TrainConfig.normalize` is unset ("none",
+    #: "expected_norm" or "unit_mean_sq"): JumpReLU's threshold and STE bandwidth are in
+    #: pre-activation units, so it asks for inputs of a known scale.
+    default_normalize: ClassVar[str] = "none"
+    #: whether dead-latent resampling may draw a batch row for several latents
+    #: (`analyses.sae.resample`); JumpReLU's latents, unshrunk, would stack on their row.
+    resample_with_replacement: ClassVar[bool] = True
 
     def __init__(self, config: SAEConfig):
         super().__init__()
@@ -157,6 +164,16 @@ class SparseAutoencoder(nn.Module):
         self.W_enc.mul_(scale)
         self.W_dec.div_(scale)
         self.b_dec.div_(scale)
+
+    @torch.no_grad()
+    def reset_latents(
+        self, idx: torch.Tensor, source_pre: torch.Tensor
+    ) -> list[tuple[nn.Parameter, Any]]:
+        """Re-initialise the per-latent state beyond the four weights of latents `idx` (int,
+        (n,)) when they are resampled (`analyses.sae.resample`); `source_pre` (n,) is each new
+        latent's pre-activation on the row it was drawn from. Returns (parameter, index) pairs
+        whose Adam moments must be zeroed. Nothing by default (JumpReLU: thresholds)."""
+        return []
 
     def extra_state(self) -> dict[str, torch.Tensor]:
         """Buffers beyond the four weights that a checkpoint must keep (e.g. a threshold)."""

@@ -25,7 +25,7 @@ def add_parser(subparsers: Any) -> None:
 
     t = sub.add_parser("train", help="train an SAE (resumes an interrupted run in --out)")
     _data_args(t)
-    t.add_argument("--arch", default="topk", help="relu, topk or batchtopk")
+    t.add_argument("--arch", default="topk", help="relu, topk, batchtopk or jumprelu")
     t.add_argument("--d-sae", type=int, help="number of latents (default 8 x d_in)")
     t.add_argument(
         "--k",
@@ -36,6 +36,24 @@ def add_parser(subparsers: Any) -> None:
     )
     t.add_argument("--l1-coeff", type=float, default=1.0, help="L1 weight (relu)")
     t.add_argument("--decoder-norm", default="weighted", help="weighted or unit (relu)")
+    t.add_argument(
+        "--l0-coeff",
+        type=float,
+        help="L0 weight (jumprelu; default 0.02): the fraction of a row's variance a latent "
+        "must explain to be worth firing (the loss is normalised MSE + this x L0); lower it "
+        "for a denser, more faithful code",
+    )
+    t.add_argument(
+        "--bandwidth",
+        type=float,
+        help="straight-through estimator bandwidth epsilon (jumprelu; default 0.001, in units "
+        "of inputs scaled to unit mean squared norm)",
+    )
+    t.add_argument(
+        "--init-threshold",
+        type=float,
+        help="initial threshold theta_0 of every latent (jumprelu; default 0.001)",
+    )
     t.add_argument(
         "--batch-size",
         type=int,
@@ -78,7 +96,12 @@ def add_parser(subparsers: Any) -> None:
         action="store_true",
         help="do not re-initialise dead latents (on by default, until half the steps are done)",
     )
-    t.add_argument("--normalize", default="none", help="none or expected_norm")
+    t.add_argument(
+        "--normalize",
+        help="none, expected_norm (E||x|| = sqrt(d_in)) or unit_mean_sq (E||x||^2 = 1); "
+        "default: unit_mean_sq for jumprelu (its thresholds are in those units), none "
+        "otherwise. The scale is folded into the saved SAE",
+    )
     t.add_argument("--checkpoint-every", type=int, default=0)
     t.add_argument("--log-every", type=int, default=10, help="steps between log lines")
     t.add_argument("--seed", type=int, default=0)
@@ -129,6 +152,14 @@ def add_parser(subparsers: Any) -> None:
     f.add_argument("--out", required=True)
     f.add_argument("--top-n", type=int, default=20)
     f.add_argument(
+        "--label-level",
+        default="all",
+        choices=["all", "token", "example"],
+        help="which store labels to read: all (both levels; an example label that shares a "
+        "row label's name is example:NAME), token (row labels) or example (example labels); "
+        "each label's level is recorded in features.json",
+    )
+    f.add_argument(
         "--html", default="best", help="'best' (best latent per label), 'none', or ids 1,2"
     )
     f.add_argument("--json", action="store_true")
@@ -145,6 +176,31 @@ def add_parser(subparsers: Any) -> None:
     g.add_argument("--out", required=True, help="the HTML file to write")
     g.add_argument("--json", action="store_true")
     g.set_defaults(run=cmd_feature_page)
+
+    from workbench.cli.main import model_args
+
+    r = sub.add_parser(
+        "prompt",
+        help="which latents fire on which token of a prompt, and what they mean",
+        description="Run a prompt (or a dataset example) through MODEL, encode the SAE's site "
+        "with the SAE, and print each token's strongest latent, the prompt's top latents "
+        "(activation per token, best-matching label of the SAE's feature report) and one "
+        "token's latents with the logits each pushes up and down (W_dec @ W_U).",
+    )
+    r.add_argument("--sae", required=True, help="SAE directory (ours or SAELens's)")
+    r.add_argument("--model", help="zoo name (toy-lm[@STEP]) or folder; default: the SAE's")
+    r.add_argument("--text", help="the prompt (cut to the model's context, said so)")
+    r.add_argument("--example", type=int, help="use example N of --dataset as the prompt")
+    r.add_argument("--dataset", help="dataset of --example (default: the SAE's data's)")
+    r.add_argument("--site", help="default: the site the SAE was trained on")
+    r.add_argument("--features", help="feature report for labels (default: SAE/features)")
+    r.add_argument("--token", type=int, help="token to detail (default: the top latent's peak)")
+    r.add_argument("--latent", type=int, help="also show this latent in the table")
+    r.add_argument("--top", type=int, default=10, help="latents in the table")
+    r.add_argument("--zoo-root")
+    model_args(r)
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(run=cmd_prompt)
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -207,6 +263,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     elif args.arch == "relu":
         settings.update(l1_coeff=args.l1_coeff, decoder_norm=args.decoder_norm)
+    elif args.arch == "jumprelu":
+        jumprelu = {
+            "l0_coeff": args.l0_coeff,
+            "bandwidth": args.bandwidth,
+            "init_threshold": args.init_threshold,
+        }
+        settings.update({k: v for k, v in jumprelu.items() if v is not None})
     config = TrainConfig(
         batch_size=args.batch_size,
         epochs=args.epochs,
@@ -239,7 +302,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         folded, saved_meta = load_sae(args.out)
         save_saelens(folded, Path(args.out) / "saelens", saved_meta)
-    _print({**result, "architecture": args.arch, **settings}, args.json)
+    resolved = {k: v for k, v in sae.config.to_dict().items() if k != "architecture"}
+    _print({**result, "architecture": args.arch, **resolved}, args.json)
     return 0
 
 
@@ -294,7 +358,7 @@ def cmd_features(args: argparse.Namespace) -> int:
     site = args.site or meta.get("site")
     if site is None:
         raise InputError(f"pass --site; stored sites: {', '.join(store.sites)}")
-    stats = feature_stats(sae, store, site, top_n=args.top_n)
+    stats = feature_stats(sae, store, site, top_n=args.top_n, label_level=args.label_level)
     out = Path(args.out)
     save_feature_stats(
         stats, out, {"sae": str(Path(args.sae).resolve()), "store": str(store.path), "site": site}
@@ -335,4 +399,11 @@ def cmd_feature_page(args: argparse.Namespace) -> int:
 
     path = write_text(feature_page_for(args.report, args.latent), args.out)
     _print({"out": str(path), "latent": args.latent, "bytes": path.stat().st_size}, args.json)
+    return 0
+
+
+def cmd_prompt(args: argparse.Namespace) -> int:
+    from analyses.sae.prompt import run_prompt
+
+    run_prompt(args)
     return 0

@@ -58,6 +58,9 @@ class FeatureStats:
     top_rows: np.ndarray  # (d_sae, top_n) int64, -1 where fewer rows fired
     top_values: np.ndarray  # (d_sae, top_n)
     labels: dict[str, LabelStats] = field(default_factory=dict)
+    #: label name -> the level it was read at: "token" (a row label), "example" (an example
+    #: label on each of its rows) or "given" (passed as an array)
+    label_levels: dict[str, str] = field(default_factory=dict)
 
     def best_latents(self) -> list[dict[str, Any]]:
         """Per (label, value): the latent with the highest F1 and its precision, recall."""
@@ -68,6 +71,7 @@ class FeatureStats:
                 rows.append(
                     {
                         "label": name,
+                        "level": self.label_levels.get(name),
                         "value": int(value),
                         "latent": j,
                         "f1": float(stats.f1[j, v_index]),
@@ -83,14 +87,34 @@ class FeatureStats:
         return density_histogram(self.density)
 
 
-def store_labels(store: Any) -> dict[str, np.ndarray]:
-    """Every label of a store as a per-row array: row labels as they are, example labels
-    broadcast through `example_index` (named `example:<name>` when a row label has the same
-    name)."""
-    rows = dict(store.row_labels())
-    example_index = store.example_index()
-    for name, values in store.example_labels().items():
-        rows[f"example:{name}" if name in rows else name] = np.asarray(values)[example_index]
+#: which store labels `feature_stats` reads: both levels, or only "token" or "example" ones
+LABEL_LEVELS = ("all", "token", "example")
+
+
+def store_label_levels(store: Any, label_level: str = "all") -> dict[str, str]:
+    """name -> level ("token" or "example") of the store labels `store_labels` reads at
+    `label_level` ("all": both levels; an example label whose name a row label also has is
+    named `example:<name>`)."""
+    if label_level not in LABEL_LEVELS:
+        raise InputError(f"label_level {label_level!r}; valid: {', '.join(LABEL_LEVELS)}")
+    rows = list(store.manifest["row_labels"]) if label_level != "example" else []
+    levels = dict.fromkeys(rows, "token")
+    if label_level != "token":
+        for name in store.manifest["example_labels"]:
+            levels[f"example:{name}" if name in levels else name] = "example"
+    return levels
+
+
+def store_labels(store: Any, label_level: str = "all") -> dict[str, np.ndarray]:
+    """The store's labels at `label_level` (`store_label_levels`) as per-row arrays: row labels
+    as they are, example labels broadcast through `example_index`."""
+    levels = store_label_levels(store, label_level)
+    rows = {k: v for k, v in store.row_labels().items() if levels.get(k) == "token"}
+    if "example" in levels.values():
+        example_index = store.example_index()
+        for name, values in store.example_labels().items():
+            key = name if levels.get(name) == "example" else f"example:{name}"
+            rows[key] = np.asarray(values)[example_index]
     return rows
 
 
@@ -116,13 +140,18 @@ def feature_stats(
     labels: dict[str, np.ndarray] | None = None,
     top_n: int = 20,
     batch_size: int = 8192,
+    label_level: str = "all",
 ) -> FeatureStats:
     """One streaming pass of `sae` over the rows of `data` (store + site, or an array);
-    `labels`: name -> (n_rows,) integer labels (default: every label of the store)."""
+    `labels`: name -> (n_rows,) integer labels (default: the store's labels at `label_level`,
+    "all", "token" or "example"; each label's level is kept in `FeatureStats.label_levels`)."""
     source = as_row_source(data, site)
     check_width(sae, source.d_in)
-    if labels is None:
-        labels = store_labels(source.store) if source.store is not None else {}
+    levels: dict[str, str] = {}
+    if labels is None and source.store is not None:
+        levels = store_label_levels(source.store, label_level)
+        labels = store_labels(source.store, label_level)
+    labels = labels or {}
     n = source.n_rows
     for name, values in labels.items():
         if len(values) != n:
@@ -168,6 +197,7 @@ def feature_stats(
         mean_act=_safe_div(act_sum, fires.astype(float)),
         top_rows=top_r.numpy(),
         top_values=np.where(top_v.numpy() > 0, top_v.numpy(), 0.0),
+        label_levels={name: levels.get(name, "given") for name in labels},
     )
     for name, all_values in labels.items():
         vals = label_values[name]
@@ -329,6 +359,7 @@ def latent_report(
         report["labels"] = [
             {
                 "label": name,
+                "level": stats.label_levels.get(name),
                 "value": int(v),
                 "precision": float(ls.precision[latent, i]),
                 "recall": float(ls.recall[latent, i]),
@@ -366,6 +397,7 @@ def save_feature_stats(stats: FeatureStats, directory: str | Path, meta: dict[st
             "meta": meta,
             "n_rows": stats.n_rows,
             "labels": list(stats.labels),
+            "label_levels": stats.label_levels,
             "best": stats.best_latents(),
         },
     )
@@ -391,6 +423,7 @@ def load_feature_stats(directory: str | Path) -> tuple[FeatureStats, dict[str, A
         mean_act=t["mean_act"].astype(np.float64),
         top_rows=t["top_rows"].astype(np.int64),
         top_values=t["top_values"].astype(np.float64),
+        label_levels=dict(info.get("label_levels", {})),
     )
     for name in info["labels"]:
         parts = {

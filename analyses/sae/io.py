@@ -15,8 +15,11 @@ SAELens's (`SAE.save_model` / `load_from_disk`, sae-lens 6.x), a directory with
   object (model_name, hook_name, ...; written as "metadata", read from "metadata", "meta" or
   the top level as older versions wrote it).
 SAELens "standard" maps to our "relu" (decoder_norm "weighted", SAELens's training penalty),
-"topk" to "topk", "jumprelu" to "batchtopk" with its threshold (how SAELens itself saves a
-BatchTopK SAE). SAEs whose inputs need apply_b_dec_to_input = false or a run-time
+"topk" to "topk", "jumprelu" to "jumprelu" (`analyses.sae.jumprelu`: the per-latent
+`threshold`; an older checkpoint's `log_threshold` is read as threshold = exp(log_threshold), as
+SAELens's loader does). Our "batchtopk" is written as "jumprelu" with its threshold (how SAELens
+itself saves a BatchTopK SAE), so it loads back as a JumpReLU SAE with the same outputs. SAEs
+whose inputs need apply_b_dec_to_input = false or a run-time
 normalisation are refused with the setting named: our modules do not implement those.
 """
 
@@ -42,7 +45,8 @@ SAELENS_WEIGHTS = "sae_weights.safetensors"
 SAELENS_CONFIG = "cfg.json"
 REQUIRED = ("W_enc", "b_enc", "W_dec", "b_dec")
 
-_TO_SAELENS = {"relu": "standard", "topk": "topk", "batchtopk": "jumprelu"}
+_TO_SAELENS = {"relu": "standard", "topk": "topk", "jumprelu": "jumprelu", "batchtopk": "jumprelu"}
+_FROM_SAELENS = {"standard": "relu", "topk": "topk", "jumprelu": "jumprelu"}
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -200,7 +204,7 @@ def load_saelens(directory: str | Path) -> tuple[SparseAutoencoder, dict[str, An
     if missing:
         raise InputError(f"{cfg_path} lacks keys {', '.join(missing)}")
     foreign = cfg["architecture"]
-    ours = {v: k for k, v in _TO_SAELENS.items()}
+    ours = _FROM_SAELENS
     if foreign not in ours:
         raise InputError(
             f"{cfg_path}: SAELens architecture {foreign!r} is not supported; valid: "
@@ -219,10 +223,11 @@ def load_saelens(directory: str | Path) -> tuple[SparseAutoencoder, dict[str, An
         if "k" not in cfg:
             raise InputError(f"{cfg_path} lacks key k (a topk SAE needs it)")
         settings["k"] = int(cfg["k"])
-    if foreign == "jumprelu":
-        settings["k"] = 1  # not used at inference: the stored threshold decides
     sae = build_sae(make_config(ours[foreign], **settings))
-    _assign(sae, _load_tensors(directory / SAELENS_WEIGHTS), str(directory / SAELENS_WEIGHTS))
+    tensors = _load_tensors(directory / SAELENS_WEIGHTS)
+    if foreign == "jumprelu" and "threshold" not in tensors and "log_threshold" in tensors:
+        tensors["threshold"] = tensors.pop("log_threshold").exp()  # SAELens < 6 trained log theta
+    _assign(sae, tensors, str(directory / SAELENS_WEIGHTS))
     metadata = cfg.get("metadata") or cfg.get("meta") or cfg
     meta = {
         "model": metadata.get("model_name"),
@@ -231,3 +236,17 @@ def load_saelens(directory: str | Path) -> tuple[SparseAutoencoder, dict[str, An
         "format": "saelens",
     }
     return sae.eval(), meta
+
+
+def sae_origin(meta: dict[str, Any]) -> dict[str, str | None]:
+    """{"site", "model", "store"} an SAE was trained on, from its saved meta (`load_sae`): the
+    CLI's `--store` meta or the trainer's `source` record; None where it is not recorded (an
+    SAE trained on an array). "model" is the store's model spec (a zoo name like
+    `toy-lm@1000`)."""
+    source = meta.get("source") or {}
+    spec = source.get("spec") or {}
+    return {
+        "site": meta.get("site") or source.get("site"),
+        "model": meta.get("model") or spec.get("model"),
+        "store": meta.get("store") or source.get("store"),
+    }

@@ -6,6 +6,7 @@ from typing import Any
 
 from analyses.sae.base import SAEConfig, SparseAutoencoder
 from analyses.sae.batchtopk import BatchTopKConfig, BatchTopKSAE
+from analyses.sae.jumprelu import JumpReLUConfig, JumpReLUSAE
 from analyses.sae.relu import ReLUConfig, ReLUSAE
 from analyses.sae.topk import TopKConfig, TopKSAE
 from workbench.errors import InputError
@@ -14,6 +15,7 @@ ARCHITECTURES: dict[str, tuple[type[SAEConfig], type[SparseAutoencoder]]] = {
     "relu": (ReLUConfig, ReLUSAE),
     "topk": (TopKConfig, TopKSAE),
     "batchtopk": (BatchTopKConfig, BatchTopKSAE),
+    "jumprelu": (JumpReLUConfig, JumpReLUSAE),
 }
 
 

@@ -129,14 +129,13 @@ def sae_commands(values: Mapping[str, Any]) -> list[list[str]]:
         f"--site={site}",
         f"--out={out}",
         f"--arch={values['arch']}",
-        f"--k={values['k']}",
-        f"--steps={values['steps']}",
-        f"--batch-size={values['batch_size']}",
-        f"--lr={float(values['lr'])!r}",
         f"--seed={values['seed']}",
     ]
-    if values["d_sae"] is not None:
-        train.append(f"--d-sae={values['d_sae']}")
+    for name in ("k", "steps", "batch_size", "lr", "d_sae"):  # None: the CLI's default rule
+        if values.get(name) is not None:
+            train.append(f"--{name.replace('_', '-')}={values[name]!r}")
+    if values["arch"] == "jumprelu" and values.get("l0_coeff") is not None:
+        train.append(f"--l0-coeff={float(values['l0_coeff'])!r}")
     features = [
         "sae",
         "features",
@@ -161,7 +160,26 @@ SAE_JOB = JobKind(
         ),
         JobField("site", "site", label="Site", follows="store"),
         JobField("arch", "choice", "topk", choices=tuple(ARCHITECTURES), label="Architecture"),
-        JobField("k", "int", 16, minimum=1, maximum=65536, label="k (active latents, topk)"),
+        JobField(
+            "k",
+            "int",
+            None,
+            minimum=1,
+            maximum=65536,
+            optional=True,
+            label="k (active latents: topk, batchtopk; 0: from the width)",
+        ),
+        JobField(
+            "l0_coeff",
+            "float",
+            0.02,
+            minimum=0.0,
+            maximum=10.0,
+            step=0.005,
+            label="L0 coefficient (jumprelu)",
+            help="the fraction of a row's variance a latent must explain to fire; lower: "
+            "denser, more faithful",
+        ),
         JobField(
             "d_sae",
             "int",
@@ -171,17 +189,34 @@ SAE_JOB = JobKind(
             optional=True,
             label="Latents (0: 8 x the site's width)",
         ),
-        JobField("steps", "int", 500, minimum=1, maximum=10_000_000, label="Steps"),
-        JobField("batch_size", "int", 256, minimum=1, maximum=1_000_000, label="Batch size"),
+        JobField(
+            "steps",
+            "int",
+            None,
+            minimum=1,
+            maximum=10_000_000,
+            optional=True,
+            label="Steps (0: from the data, >= 2000)",
+        ),
+        JobField(
+            "batch_size",
+            "int",
+            None,
+            minimum=1,
+            maximum=1_000_000,
+            optional=True,
+            label="Batch size (0: from the rows)",
+        ),
         JobField(
             "lr",
             "float",
-            4e-4,
+            None,
             minimum=0.0,
             maximum=1.0,
             open_minimum=True,
+            optional=True,
             step=1e-4,
-            label="Learning rate",
+            label="Learning rate (0: from the steps)",
         ),
         JobField(
             "out", "folder", "sae/{store}-{site}", label="SAE folder (inside the runs directory)"

@@ -6,9 +6,13 @@ current batch drawn with probability proportional to its squared reconstruction 
 (minus b_dec) and normalised. The latent's decoder row becomes that unit vector, its encoder
 column the same vector times the mean encoder-column norm of the live latents (so its pre-
 activation on the rows it came from is as large as a live latent's, and a TopK can select it),
-its encoder bias 0, and the Adam moments of all three are zeroed (a stale moment would undo the
-reset). The rows are drawn with a generator seeded from (seed, step), so a resumed run
-resamples exactly as an uninterrupted one.
+its encoder bias 0, any architecture state reset (`SparseAutoencoder.reset_latents`: a
+JumpReLU threshold set to the new latent's pre-activation on its row), and the Adam moments of
+all of them are zeroed (a stale moment would undo the reset). Rows are drawn with replacement,
+except for architectures that set `resample_with_replacement` False (JumpReLU: identical new
+latents would all fire, unshrunk, on their row): then each row gives at most one latent and
+the other dead latents wait for the next resampling. The rows are drawn with a generator
+seeded from (seed, step), so a resumed run resamples exactly as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ def resample_dead(
 ) -> int:
     """Re-initialise the latents marked in `dead` (d_sae,) bool from batch `x` (batch, d_in)
     and its reconstruction `x_hat` (same shape); returns how many were resampled (0 when none
-    is dead, or every latent is, or the batch is reconstructed exactly)."""
+    is dead, or every latent is, or the batch is reconstructed exactly). Drawing without
+    replacement, `dead` is left marking only the latents resampled."""
     idx = dead.nonzero().flatten()
     n_dead = int(idx.numel())
     if n_dead == 0 or n_dead == sae.d_sae:
@@ -40,15 +45,32 @@ def resample_dead(
     if not float(error.sum()) > 0:
         return 0
     generator = torch.Generator().manual_seed(int(seed))
-    rows = torch.multinomial(error.cpu(), n_dead, replacement=True, generator=generator)
+    alive_norm = sae.W_enc[:, ~dead].norm(dim=0).mean()
+    if not sae.resample_with_replacement:  # one new latent per row: the rest wait
+        n_dead = min(n_dead, int((error > 0).sum()))
+        dead[idx[n_dead:]] = False  # (in place: the caller learns which were resampled)
+        idx = idx[:n_dead]
+    rows = torch.multinomial(
+        error.cpu(), n_dead, replacement=sae.resample_with_replacement, generator=generator
+    )
     directions = (x[rows.to(x.device)] - sae.b_dec).float()
     norms = directions.norm(dim=-1, keepdim=True)
     directions = torch.where(norms > 0, directions / norms.clamp_min(1e-12), sae.W_dec[idx])
-    alive_norm = sae.W_enc[:, ~dead].norm(dim=0).mean()
     sae.W_dec[idx] = directions
     sae.W_enc[:, idx] = directions.T * (ENCODER_SCALE * alive_norm)
     sae.b_enc[idx] = 0.0
-    for param, view in ((sae.W_dec, (idx,)), (sae.W_enc, (slice(None), idx)), (sae.b_enc, (idx,))):
+    # architecture state, e.g. JumpReLU's thresholds, from each new latent's pre-activation
+    # on the row it was drawn from (each row with its own latent's encoder column only:
+    # n_dead x d_in, never n_dead x d_sae)
+    sources = x[rows.to(x.device)] - sae.b_dec
+    source_pre = (sources * sae.W_enc[:, idx].T).sum(-1) + sae.b_enc[idx]
+    extra = sae.reset_latents(idx, source_pre)
+    for param, view in (
+        (sae.W_dec, (idx,)),
+        (sae.W_enc, (slice(None), idx)),
+        (sae.b_enc, (idx,)),
+        *extra,
+    ):
         state = optimizer.state.get(param, {})
         for key in ("exp_avg", "exp_avg_sq"):
             if key in state:

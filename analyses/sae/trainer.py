@@ -32,9 +32,12 @@ done; a run whose loss is still falling before the decay is reported not converg
 (`analyses.sae.convergence`), and one whose loss turns NaN/Inf or grows 5x stops with an
 InputError and writes no final SAE.
 
-Input normalisation ("expected_norm"): rows are scaled by s = sqrt(d_in) / E||x|| (estimated on
-up to `norm_sample_rows` shuffled rows), SAELens's "expected_average_only_in" (Anthropic, April
-2024 update); `SparseAutoencoder.fold_input_scale` folds s into the saved weights.
+Input normalisation: "expected_norm" scales rows by s = sqrt(d_in) / E||x|| (estimated on up
+to `norm_sample_rows` shuffled rows), SAELens's "expected_average_only_in" (Anthropic, April
+2024 update); "unit_mean_sq" by s = 1 / sqrt(E||x||^2) (unit mean squared norm, the scale of
+JumpReLU's thresholds); `SparseAutoencoder.fold_input_scale` folds s into the saved weights.
+Unset (`TrainConfig.normalize` None), each architecture chooses (`default_normalize`):
+JumpReLU "unit_mean_sq", the others "none".
 """
 
 from __future__ import annotations
@@ -74,7 +77,7 @@ log = logging.getLogger(__name__)
 
 LOG_NAME = "train_log.jsonl"
 CHECKPOINT = "checkpoint"
-NORMALIZATIONS = ("none", "expected_norm")
+NORMALIZATIONS = ("none", "expected_norm", "unit_mean_sq")
 B_DEC_INITS = ("mean", "zeros")
 
 
@@ -108,7 +111,9 @@ class TrainConfig:
         divergence_factor: a run whose smoothed loss, after the warm-up, exceeds this many
             times its lowest smoothed loss (or becomes NaN/Inf) stops with an InputError
             (`analyses.sae.convergence`).
-        normalize: "none" or "expected_norm" (module docstring).
+        normalize: "none", "expected_norm" or "unit_mean_sq" (module docstring); None: the
+            architecture's `default_normalize` ("unit_mean_sq" for JumpReLU, whose threshold
+            and STE bandwidth are in pre-activation units; "none" for the others).
         b_dec_init: "mean" (mean of a sample of rows) or "zeros".
         checkpoint_every: steps between checkpoints (0: only at the end of a run).
         log_every: steps between log lines.
@@ -136,7 +141,7 @@ class TrainConfig:
     resample: bool = True
     resample_until: float = 0.5
     divergence_factor: float = 5.0
-    normalize: str = "none"
+    normalize: str | None = None
     norm_sample_rows: int = 16384
     b_dec_init: str = "mean"
     checkpoint_every: int = 0
@@ -167,7 +172,7 @@ class TrainConfig:
             raise InputError(f"divergence_factor must be > 1, got {self.divergence_factor}")
         if not 0 <= self.decay_fraction <= 1:
             raise InputError(f"decay_fraction must be in [0, 1], got {self.decay_fraction}")
-        if self.normalize not in NORMALIZATIONS:
+        if self.normalize is not None and self.normalize not in NORMALIZATIONS:
             raise InputError(
                 f"normalize {self.normalize!r} is not one of {', '.join(NORMALIZATIONS)}"
             )
@@ -292,7 +297,7 @@ def read_log(path: str | Path) -> list[dict[str, Any]]:
 
 
 def _estimate_scale(
-    source: RowSource, order: PermutationOrder | BufferedOrder, config: TrainConfig
+    source: RowSource, order: PermutationOrder | BufferedOrder, config: TrainConfig, normalize: str
 ) -> tuple[float, np.ndarray]:
     """(input scale s, mean row of the sample) from up to `norm_sample_rows` shuffled rows."""
     rng = np.random.default_rng(config.seed + 1_000_003)
@@ -300,11 +305,16 @@ def _estimate_scale(
     rows = np.sort(rng.choice(source.n_rows, size=n, replace=False))
     sample = order.read_rows(rows).astype(np.float64)
     scale = 1.0
-    if config.normalize == "expected_norm":
+    if normalize == "expected_norm":
         mean_norm = float(np.linalg.norm(sample, axis=1).mean())
         if mean_norm == 0:
             raise InputError("every sampled row is zero: cannot normalise the inputs")
         scale = math.sqrt(source.d_in) / mean_norm
+    elif normalize == "unit_mean_sq":
+        mean_sq = float((sample**2).sum(axis=1).mean())
+        if mean_sq == 0:
+            raise InputError("every sampled row is zero: cannot normalise the inputs")
+        scale = 1 / math.sqrt(mean_sq)
     return scale, sample.mean(axis=0) * scale
 
 
@@ -344,7 +354,7 @@ def train(
         raise InputError("no rows to train on")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    plan = config.plan(source.n_rows)
+    plan = {**config.plan(source.n_rows), "normalize": config.normalize or sae.default_normalize}
     total, batch_size = plan["total_steps"], plan["batch_size"]
     dead_window = plan["dead_window_tokens"]
     resample_steps = max(1, math.ceil(dead_window / batch_size))
@@ -381,7 +391,7 @@ def train(
         if ckpt.exists():
             shutil.rmtree(ckpt)
         (out / LOG_NAME).unlink(missing_ok=True)
-        scale, mean = _estimate_scale(source, order, config)
+        scale, mean = _estimate_scale(source, order, config, plan["normalize"])
         state.input_scale = scale
         if config.b_dec_init == "mean":
             with torch.no_grad():
@@ -557,11 +567,17 @@ def _resample(sae, optimizer, silent, dead_window, x, x_hat, seed: int, step: in
     return n
 
 
+#: loss parts that switch on as latents die, and the config field weighing each
+_DEAD_TERMS = {"auxk": "auxk_coef", "pre_act": "pre_act_coeff"}
+
+
 def _main_loss(sae: SparseAutoencoder, loss: float, parts: dict[str, torch.Tensor]) -> float:
-    """The step's loss without its AuxK term (which switches on as latents die), rounded to
-    float32 as the checkpoint keeps it (so a resumed run judges the same numbers)."""
-    if "auxk" in parts:
-        loss -= float(getattr(sae.config, "auxk_coef", 0.0)) * float(parts["auxk"])
+    """The step's loss without its dead-latent terms (AuxK, JumpReLU's pre-activation loss:
+    they switch on as latents die), rounded to float32 as the checkpoint keeps it (so a
+    resumed run judges the same numbers)."""
+    for part, coeff in _DEAD_TERMS.items():
+        if part in parts:
+            loss -= float(getattr(sae.config, coeff, 0.0)) * float(parts[part])
     return float(np.float32(loss))
 
 

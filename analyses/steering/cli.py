@@ -27,8 +27,7 @@ def add_parser(sub: Any) -> None:
     e.add_argument("--model", help="zoo name (toy-lm[@STEP]), minilm, folder...")
     e.add_argument("--sites", help="site names or patterns, comma separated")
     e.add_argument("--from-probe", help="a probe direction file (probes.directions)")
-    e.add_argument("--from-sae", help="a saved SAE directory: its decoder row --latent")
-    e.add_argument("--latent", type=int, help="the SAE latent whose decoder row to take")
+    _dictionary_args(e)
     e.add_argument("--method", default="mean-diff", choices=["mean-diff", "pca", "actadd"])
     e.add_argument("--positive", action="append", default=[], help="a positive text (repeat)")
     e.add_argument("--negative", action="append", default=[], help="a negative text (repeat)")
@@ -79,6 +78,11 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--model", required=True)
     s.add_argument("--vector", action="append", default=[], help="vector file (repeat)")
     s.add_argument("--vectors", help="a directory of vectors (every .safetensors in it)")
+    _dictionary_args(s)
+    s.add_argument(
+        "--site",
+        help="site of --from-sae/--from-codebook (default: the SAE's, the only codebook's)",
+    )
     s.add_argument("--coeffs", default="-8,-4,0,4,8")
     s.add_argument("--prompt", action="append", default=[], help="a prompt (repeat)")
     s.add_argument("--prompt-file", help="prompts, one per line")
@@ -89,11 +93,41 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--dataset", default="digits", help="classifier inputs (with --source-class)")
     s.add_argument("--source-class", type=int, help="classifier: the inputs' class")
     s.add_argument("--controls", type=int, default=2, help="random directions per site")
+    s.add_argument(
+        "--scale",
+        default="auto",
+        choices=["auto", "vector", "typical"],
+        help="what a coefficient counts in. vector: the vector as saved (coefficient 1 adds it "
+        "once). typical: the vector's unit direction times the site's typical activation norm "
+        "(mean L2 norm over the tokens of the neutral texts, else the prompts; the classifier's "
+        "inputs), so one coefficient means the same at every site. auto (default): typical for "
+        "SAE-latent and codebook-code vectors (unit norm: at a transformer's middle blocks an "
+        "activation is tens of units long), vector for the rest. The random controls get the "
+        "same scale",
+    )
     s.add_argument("--max-new-tokens", type=int, default=8)
     s.add_argument("--out", help="save the result (parquet + JSON) here")
     s.add_argument("--json", action="store_true")
     model_args(s)
     p.set_defaults(run=run)
+
+
+def _dictionary_args(p: argparse.ArgumentParser) -> None:
+    """--from-sae/--latent and --from-codebook/--code: a dictionary direction as the source."""
+    p.add_argument("--from-sae", help="a saved SAE directory: its decoder row --latent")
+    p.add_argument("--latent", type=int, help="the SAE latent whose decoder row to take")
+    p.add_argument(
+        "--from-codebook", help="a saved codebook model (codebook train --out): its --code"
+    )
+    p.add_argument("--code", type=int, help="the codebook code whose vector to take")
+    p.add_argument(
+        "--norm",
+        default="unit",
+        choices=["unit", "raw"],
+        help="SAE latent / codebook code vectors: unit norm (default; a coefficient then counts "
+        "in activation units, as for probe directions) or the row's own norm (recorded as "
+        "raw_norm either way; a sweep's --scale auto rescales both to the site's typical norm)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -135,25 +169,41 @@ def _contrast(args: argparse.Namespace) -> tuple[Any, Any]:
     return positive, negative
 
 
+def _dictionary_vector(args: argparse.Namespace, site: str | None, handle: Any) -> Any:
+    """The --from-sae --latent or --from-codebook --code vector (checked against `handle`)."""
+    from analyses.steering import dictionaries
+
+    if args.from_sae and args.from_codebook:
+        raise InputError("give one source: --from-sae or --from-codebook, not both")
+    unit = args.norm == "unit"
+    if args.from_sae:
+        if args.latent is None:
+            raise InputError("--from-sae needs --latent N")
+        return dictionaries.from_sae(args.from_sae, args.latent, site, handle, unit)
+    if args.code is None:
+        raise InputError("--from-codebook needs --code N")
+    return dictionaries.from_codebook(args.from_codebook, args.code, site, handle, unit)
+
+
 def _extract(args: argparse.Namespace) -> int:
     from analyses.steering import extract
     from workbench.cli.commands import load_cli_model
     from workbench.sites.names import expand_sites
 
     out = Path(args.out)
-    if args.from_probe or args.from_sae:
-        if args.from_sae and args.latent is None:
-            raise InputError("--from-sae needs --latent N")
-        vector = (
-            extract.from_probe(args.from_probe, args.sites)
-            if args.from_probe
-            else extract.from_sae(args.from_sae, args.latent, args.sites)
-        )
+    if args.from_probe or args.from_sae or args.from_codebook:
+        if args.from_probe:
+            vector = extract.from_probe(args.from_probe, args.sites)
+        else:  # --model, when given, is checked against the dictionary's site and width
+            handle = load_cli_model(args, args.model) if args.model else None
+            vector = _dictionary_vector(args, args.sites, handle)
         path = vector.save(out / f"{vector.site}.safetensors")
         print(f"{path}  norm {vector.norm:.4g}  shape {tuple(vector.vector.shape)}")
         return 0
     if not args.model or not args.sites:
-        raise InputError("extract needs --model and --sites (or --from-probe / --from-sae)")
+        raise InputError(
+            "extract needs --model and --sites (or --from-probe / --from-sae / --from-codebook)"
+        )
     handle = load_cli_model(args, args.model)
     positive, negative = _contrast(args)
     for site in expand_sites(handle.sites(), args.sites):
@@ -213,16 +263,26 @@ def _sweep(args: argparse.Namespace) -> int:
     files = [Path(v) for v in args.vector]
     if args.vectors:
         files += sorted(Path(args.vectors).glob("*.safetensors"))
-    if not files:
-        raise InputError("no vectors: pass --vector FILE (repeat) or --vectors DIR")
     vectors = [SteeringVector.load(f) for f in files]
+    if args.from_sae or args.from_codebook:
+        vectors.append(_dictionary_vector(args, args.site, handle))
+    if not vectors:
+        raise InputError(
+            "no vectors: pass --vector FILE (repeat), --vectors DIR, --from-sae DIR --latent N "
+            "or --from-codebook DIR --code N"
+        )
+    _one_per_site(vectors, [str(f) for f in files])
     try:
         coeffs = [float(c) for c in args.coeffs.split(",")]
     except ValueError:
         raise InputError(
             f"--coeffs takes numbers separated by commas, got {args.coeffs!r}"
         ) from None
-    if handle.is_language_model:
+    lm = handle.is_language_model
+    neutral: list[str] = []
+    prompts: list[str] = []
+    inputs: Any = None
+    if lm:
         prompts = args.prompt + _lines(args.prompt_file)
         if not prompts or not args.target:
             raise InputError("a language-model sweep needs --prompt/--prompt-file and --target")
@@ -240,10 +300,15 @@ def _sweep(args: argparse.Namespace) -> int:
                     target,
                     opposite,
                     max_new_tokens=args.max_new_tokens,
+                    scale=scales[vector.site],
                 )  # fmt: skip
             ]
             if neutral:
-                frames.append(measure.lm_collateral(handle, vector, coeffs, neutral))
+                frames.append(
+                    measure.lm_collateral(
+                        handle, vector, coeffs, neutral, scale=scales[vector.site]
+                    )
+                )
             return pd.concat(frames)
 
         metric = "target_minus_opposite" if opposite else "target_mass"
@@ -257,12 +322,17 @@ def _sweep(args: argparse.Namespace) -> int:
                 return float((out.argmax(-1) == args.target_class).float().mean())
 
             return measure.module_behaviour(
-                handle, vector, coeffs, inputs, fraction, name="target_fraction"
-            )
+                handle, vector, coeffs, inputs, fraction, name="target_fraction",
+                scale=scales[vector.site],
+            )  # fmt: skip
 
         metric = "target_fraction"
+    scales = _scales(handle, vectors, args.scale, neutral or prompts if lm else inputs)
     frame = measure.sweep(run, vectors, controls=args.controls)
-    params = {"coeffs": coeffs, "controls": args.controls, "metric": metric}
+    params = {
+        "coeffs": coeffs, "controls": args.controls, "metric": metric, "scale": args.scale,
+        "vectors": [{**_describe(v), "scale": scales[v.site]} for v in vectors],
+    }  # fmt: skip
     result: Result = recipes.sweep_result(frame, "steering-sweep", params, handle)
     if args.out:
         result.save(args.out)
@@ -275,3 +345,44 @@ def _sweep(args: argparse.Namespace) -> int:
         print(table.to_string(float_format=lambda x: f"{x:.3f}"))
         print(result.headline["verdict"])
     return 0
+
+
+def _one_per_site(vectors: list[Any], files: list[str]) -> None:
+    """A sweep compares sites: refuse two vectors at one site, naming them."""
+    names = files + ["the --from-sae/--from-codebook vector"] * (len(vectors) - len(files))
+    seen: dict[str, str] = {}
+    for vector, name in zip(vectors, names, strict=True):
+        if vector.site in seen:
+            raise InputError(
+                f"two vectors at site {vector.site!r} ({seen[vector.site]} and {name}): a sweep "
+                "compares sites, one vector each; sweep them separately"
+            )
+        seen[vector.site] = name
+
+
+#: provenance keys that say where a vector came from (shown with the sweep)
+_SOURCE_KEYS = (
+    "sae", "latent", "codebook", "code", "group", "probe", "label", "label_level", "norm", "read",
+    "store",
+)  # fmt: skip
+
+
+def _describe(vector: Any) -> dict[str, Any]:
+    """A swept vector's site, method and source (the SAE latent, the code...)."""
+    keys = {k: vector.provenance[k] for k in _SOURCE_KEYS if k in vector.provenance}
+    return {"site": vector.site, "method": vector.method, "norm_value": vector.norm, **keys}
+
+
+#: vector methods a sweep's --scale auto scales to the site's typical norm (unit-norm sources)
+TYPICAL_SCALED = ("sae", "codebook")
+
+
+def _scales(handle: Any, vectors: list[Any], scale: str, texts: Any) -> dict[str, float | None]:
+    """site -> the `scale` passed to `steer` for its vector (None: the vector as saved)."""
+    from analyses.steering.extract import typical_norm
+
+    out: dict[str, float | None] = {}
+    for vector in vectors:
+        typical = scale == "typical" or (scale == "auto" and vector.method in TYPICAL_SCALED)
+        out[vector.site] = typical_norm(handle, texts, vector.site) if typical else None
+    return out

@@ -10,6 +10,9 @@
   h(p+) - h(p-) (T, d) at one site; the shorter prompt's activations are zero-padded.
 - `from_store`: diff-in-means of a store's rows grouped by a row or example label.
 - `from_array`: any direction (a probe's weight row, an SAE decoder row, a codebook code).
+- `from_sae`, `from_codebook` (`analyses.steering.dictionaries`): an SAE latent's decoder row
+  and a codebook code's vector, unit-normalised by default; `from_probe`: a saved probe
+  direction (unit norm as `probes.directions` saves it).
 
 Read positions (`read`, see `analyses.steering.reads`): "last-content" (the default: the last
 token that is not punctuation, so a text ending in "." is not read at its full stop),
@@ -27,6 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from analyses.steering.dictionaries import from_codebook as from_codebook
+from analyses.steering.dictionaries import from_sae as from_sae
 from analyses.steering.reads import CONTENT_READS, DEFAULT_READ, READS, positions_for
 from analyses.steering.vectors import SteeringVector
 from workbench.errors import InputError
@@ -160,14 +165,21 @@ def actadd(handle: ModelHandle, positive: str, negative: str, site: str) -> Stee
 
 
 def from_store(
-    store: Any, site: str, label: str, positive: float, negative: float, batch_size: int = 65536
+    store: Any,
+    site: str,
+    label: str,
+    positive: float,
+    negative: float,
+    batch_size: int = 65536,
+    label_level: str = "auto",
 ) -> SteeringVector:
-    """Diff-in-means of the rows of `store` at `site` whose label `label` equals `positive` vs
+    """Diff-in-means of the rows of `store` at `site` whose label `label` (at `label_level`:
+    token, example, or auto = the only level the store holds it at) equals `positive` vs
     `negative` (rows streamed; memory does not grow with the store)."""
     from workbench.analysis.sources import Source
 
     source = Source.from_store(store, site, label=label)
-    labels = source.label_array()
+    labels = source.label_array(label_level)
     sums: dict[float, Any] = {positive: None, negative: None}
     counts = {positive: 0, negative: 0}
     start = 0
@@ -193,6 +205,7 @@ def from_store(
             **store.provenance,
             "store": str(store.path),
             "label": label,
+            "label_level": source.resolve_label_level(label_level),
             "positive": positive,
             "negative": negative,
             "n_positive": counts[positive],
@@ -217,23 +230,6 @@ def typical_norm(handle: ModelHandle, inputs: Any, site: str) -> float:
     """Mean L2 norm of the site's activations over every real token of `inputs` (every row of a
     plain module): pass it as `scale` to `steer` so coefficients count in units of it."""
     return float(read_site(handle, inputs, site, "all").norm(dim=-1).mean())
-
-
-def from_sae(directory: str, latent: int, site: str | None = None) -> SteeringVector:
-    """The decoder row W_dec[latent] (d_in,) of a saved SAE (ours or SAELens's format) as a
-    direction at the SAE's site (or `site`)."""
-    from analyses.sae import load_sae
-
-    sae, meta = load_sae(directory)
-    n_latents = int(sae.W_dec.shape[0])
-    if not 0 <= latent < n_latents:
-        raise InputError(f"latent {latent} does not exist: the SAE has latents 0..{n_latents - 1}")
-    site = site or meta.get("site")
-    if not site:
-        raise InputError(f"the SAE at {directory!r} does not record its site: pass site=")
-    return SteeringVector(
-        sae.W_dec[latent].detach(), site, "sae", {"sae": str(directory), "latent": latent, **meta}
-    )
 
 
 def from_probe(path: str, site: str | None = None) -> SteeringVector:

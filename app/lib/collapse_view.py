@@ -51,12 +51,14 @@ def nc1_figure(frame: pd.DataFrame) -> go.Figure:
 
 
 def nc_others_figure(frame: pd.DataFrame) -> go.Figure:
-    """NC2-NC4 over epochs at the last site (the classifier's input)."""
+    """NC2-NC4 over epochs at the last site (the classifier's input), on a log axis as in
+    Papyan et al.'s figures: the terminal phase's fall spans orders of magnitude (a value of
+    exactly 0, such as NC4 once the network agrees with the nearest class mean, is not drawn)."""
     last_site = frame.site.iloc[-1]
     others = frame[(frame.site == last_site) & frame.metric.isin(NC_OTHERS)]
-    fig = px.line(others, x="checkpoint_step", y="value", color="metric", markers=True)
+    fig = px.line(others, x="checkpoint_step", y="value", color="metric", markers=True, log_y=True)
     fig.update_layout(
-        title=f"NC2-NC4 at the classifier's input ({last_site})",
+        title=f"NC2-NC4 at the classifier's input ({last_site}; log, zeros not drawn)",
         xaxis_title="epoch",
         yaxis_title="value",
     )

@@ -31,3 +31,11 @@ def page_link(page: str, **params: Any) -> str:
     space as `%20`: a `+` would be a plus sign to anything but a form decoder)."""
     page_file(page)  # a typo in a page name fails here, not as a dead link
     return f"{page}?{urlencode(params, safe='/,', quote_via=quote)}"
+
+
+def unit_link(target: dict[str, Any]) -> str:
+    """The link of a prompt view's unit to its page, from its link target
+    (`workbench.analysis.prompt.PromptUnits.links`: "page", the page's URL path name, and its URL
+    parameters, e.g. {"page": "SAE_features", "features": "sae/toy/features", "latent": 3})."""
+    params = dict(target)
+    return page_link(params.pop("page"), **params)

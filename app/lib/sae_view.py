@@ -4,6 +4,7 @@ Streamlit).
 
     density_figure(stats), training_figure(read_log(sae_dir)), first_latent(stats)
     histogram_figure(report), agreement_figure(report), context_html(ctx, scale)
+    architecture_line(sae), thresholds(sae), threshold_figure(sae, latent)
 """
 
 from __future__ import annotations
@@ -18,6 +19,53 @@ import plotly.graph_objects as go
 from analyses.sae.feature_page import shade
 
 TRAINING = ("batch_explained_variance", "dead_fraction")  # what the training chart draws
+#: the settings named after each architecture in `architecture_line`
+SETTINGS = {
+    "topk": ("k",),
+    "batchtopk": ("k",),
+    "relu": ("l1_coeff", "decoder_norm"),
+    "jumprelu": ("l0_coeff", "bandwidth"),
+}
+
+
+def architecture_line(sae: Any) -> str:
+    """ "jumprelu SAE, 128 -> 1024 latents, l0_coeff 0.02, bandwidth 0.001": the
+    architecture, its size and the settings that set its sparsity."""
+    config = sae.config
+    parts = [f"{config.architecture} SAE, {sae.d_in} -> {sae.d_sae} latents"]
+    parts += [
+        f"{name} {getattr(config, name):g}"
+        if isinstance(getattr(config, name), float)
+        else f"{name} {getattr(config, name)}"
+        for name in SETTINGS.get(config.architecture, ())
+    ]
+    return ", ".join(parts)
+
+
+def thresholds(sae: Any) -> np.ndarray | None:
+    """The per-latent thresholds (d_sae,) of a JumpReLU SAE (z = h where h > threshold), None
+    for an architecture without learned per-latent thresholds."""
+    if getattr(sae.config, "architecture", "") != "jumprelu":
+        return None
+    return np.asarray(sae.threshold.detach().cpu().numpy(), dtype=np.float64)
+
+
+def threshold_figure(sae: Any, latent: int | None = None) -> go.Figure | None:
+    """Histogram of a JumpReLU SAE's learned thresholds (in the raw activations' pre-activation
+    units), the chosen latent's marked; None for other architectures."""
+    values = thresholds(sae)
+    if values is None:
+        return None
+    fig = px.histogram(
+        x=values,
+        nbins=min(60, max(10, len(values) // 8)),
+        labels={"x": "threshold", "y": "latents"},
+        title=f"JumpReLU thresholds (median {np.median(values):.3g})",
+    )
+    fig.update_yaxes(title_text="latents")
+    if latent is not None:
+        fig.add_vline(x=float(values[latent]), line_dash="dash", annotation_text=f"latent {latent}")
+    return fig
 
 
 def density_figure(stats: Any) -> go.Figure:

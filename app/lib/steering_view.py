@@ -3,6 +3,9 @@ sweep's charts (sites x coefficients heatmap, dose-response against random direc
 KL). Pure functions (no Streamlit).
 
     CONCEPTS["topic: sports"]                          # ("topic", index) for the extractor
+    directions(vectors, saes, codebooks)               # concepts, saved vectors, SAE latents, codes
+    dictionary_source("SAE latent: sae/toy")           # ("sae", "sae/toy"), or None
+    sweep_sources(params)                              # what a saved sweep swept, in words
     generations_table(prompts, decode, plain, steered, random)
     sweep_heatmap(frame, metric), dose_response_figure(frame, metric), collateral_figure(result)
     sweep_verdict(result)                               # best site, or None + why
@@ -10,7 +13,9 @@ KL). Pure functions (no Streamlit).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -25,11 +30,95 @@ from workbench.data.grammar import TOPICS
 CONCEPTS = {"positive sentiment": ("sentiment", 1), "negative sentiment": ("sentiment", 0)}
 CONCEPTS.update({f"topic: {name}": ("topic", i) for i, name in enumerate(TOPICS)})
 SAVED = "saved: "  # prefixes a saved vector's path among the directions
+#: prefixes of a saved SAE's / codebook model's folder among the directions: the page then asks
+#: for the latent / code (`analyses.steering.dictionaries`)
+DICTIONARIES = {"sae": "SAE latent: ", "codebook": "codebook code: "}
 
 
-def directions(vectors: Sequence[str]) -> list[str]:
-    """The directions to offer: every concept, then every saved vector (by its path)."""
-    return list(CONCEPTS) + [f"{SAVED}{key}" for key in vectors]
+def directions(
+    vectors: Sequence[str], saes: Sequence[str] = (), codebooks: Sequence[str] = ()
+) -> list[str]:
+    """The directions to offer: every concept, every saved vector (by its path), then every
+    saved SAE and codebook model (by its folder; a latent / code of it)."""
+    return (
+        list(CONCEPTS)
+        + [f"{SAVED}{key}" for key in vectors]
+        + [f"{DICTIONARIES['sae']}{key}" for key in saes]
+        + [f"{DICTIONARIES['codebook']}{key}" for key in codebooks]
+    )
+
+
+def dictionary_source(direction: str) -> tuple[str, str] | None:
+    """("sae" | "codebook", folder relative to the runs directory) of a dictionary direction,
+    None for a concept or a saved vector."""
+    for kind, prefix in DICTIONARIES.items():
+        if direction.startswith(prefix):
+            return kind, direction.removeprefix(prefix)
+    return None
+
+
+def saved_dictionaries(
+    root: Path, model: str | None = None, limit: int = 200
+) -> tuple[list[str], list[str]]:
+    """(SAE folders, codebook model folders) under `root`, relative to it: an SAE is a folder
+    with our `config.json` + `sae.safetensors` or SAELens's `cfg.json` + `sae_weights
+    .safetensors` (a training run's `checkpoint/` is not one); a codebook model a folder with
+    `codebook.json`. With `model` (a zoo name), only those made on it or that do not say which
+    model they were made on (`dictionary_model`). At most `limit` of each, in path order."""
+    root = root.resolve()
+    saes = {}
+    for name, weights in (
+        ("config.json", "sae.safetensors"),
+        ("cfg.json", "sae_weights.safetensors"),
+    ):
+        for path in root.glob(f"**/{weights}"):
+            if (path.parent / name).is_file() and path.parent.name != "checkpoint":
+                saes[str(path.parent.relative_to(root))] = path.parent / name
+    books = {str(p.parent.relative_to(root)): p for p in root.glob("**/codebook.json")}
+
+    def kept(found: dict[str, Path]) -> list[str]:
+        return sorted(
+            folder
+            for folder, config in found.items()
+            if model is None or dictionary_model(config) in (None, model)
+        )[:limit]
+
+    return kept(saes), kept(books)
+
+
+def dictionary_model(config: Path) -> str | None:
+    """The model (name without `@STEP`) a dictionary's config file says it was made on: a
+    codebook's `base`, our SAE's store spec `model`, SAELens's `model_name`; None when it does
+    not say (or the file cannot be read)."""
+    try:
+        data = json.loads(config.read_text())
+    except (OSError, ValueError):
+        return None
+    found = (
+        data.get("base")
+        or data.get("meta", {}).get("source", {}).get("spec", {}).get("model")
+        or data.get("model_name")
+    )
+    return str(found).partition("@")[0] if found else None
+
+
+def sweep_sources(params: dict[str, Any]) -> str | None:
+    """One line naming what a saved sweep swept (method, SAE latent or code, site, scale), or
+    None for sweeps saved without it."""
+    vectors = params.get("vectors")
+    if not vectors:
+        return None
+    parts = []
+    for v in vectors:
+        what = v.get("method", "?")
+        if "latent" in v:
+            what = f"SAE latent {v['latent']}"
+        elif "code" in v:
+            what = f"codebook code {v['code']}"
+        scale = v.get("scale")
+        unit = f", coefficient x {scale:.3g} (site's typical norm)" if scale else ""
+        parts.append(f"{what} at {v.get('site', '?')}{unit}")
+    return "Swept: " + "; ".join(parts) + "."
 
 
 def generations_table(

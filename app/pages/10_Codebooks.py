@@ -21,13 +21,16 @@ import streamlit as st
 from analyses.codebook.analysis import (
     code_statistics,
     code_usage,
+    group_codes,
     labels_for,
     purity,
+    purity_summary,
     top_contexts,
 )
 from analyses.codebook.code_page import code_page, code_report, default_label
 from workbench.errors import WorkbenchError
 from workbench_app.lib import exports, state
+from workbench_app.lib.links import page_link
 from workbench_app.lib.pickers import inside_or_stop, require, stop_if_empty
 from workbench_app.services.runsdir import runs_root
 
@@ -66,7 +69,8 @@ except WorkbenchError as exc:
 
 
 report = books.report
-st.caption(f"base {books.base}, {books.n_codes} codes, k={books.k}, finetuned on "
+groups = f" in {books.groups} groups of {books.codes_per_group}" if books.groups > 1 else ""
+st.caption(f"base {books.base}, {books.n_codes} codes{groups}, k={books.k}, finetuned on "
            f"{report.get('dataset')} ({report.get('train', {}).get('trainable')} trainable)")  # fmt: skip
 if report.get("with_codebooks"):
     metrics = pd.DataFrame({"without codebooks": report["without_codebooks"],
@@ -79,6 +83,7 @@ stats = code_statistics(codes, books.n_codes)
 exports.show_table(stats.round(4).set_index("site"), "code statistics per layer", static=True)
 
 site = state.url_selectbox("Site", books.sites, "site", page=PAGE)
+st.markdown(f"[Prompt view]({page_link('Prompt', kind='Codebook', codebook=choice, site=site)}): which codes the tokens of a prompt you type choose")  # fmt: skip
 usage = code_usage(codes[site], books.n_codes)
 order = usage.argsort()[::-1]
 top = pd.DataFrame({"code": [str(c) for c in order[:40]], "usage": usage[order[:40]]})
@@ -98,6 +103,14 @@ if label:
     fig = px.scatter(table, x="recall", y="precision", hover_data=["label", "code", "support"],
                      title=f"Best code (by F1) for each {label}")  # fmt: skip
     exports.show_figure(fig, f"best code per {label} at {site}", width="stretch")
+    if books.groups > 1:
+        per_group = pd.DataFrame(
+            {"group": g, "codes": f"{g * books.codes_per_group}..{(g + 1) * books.codes_per_group - 1}",
+             **purity_summary(purity(part, labels, books.n_codes))}
+            for g, part in enumerate(group_codes(codes[site], books.k, books.groups))
+        )  # fmt: skip
+        st.subheader("Purity per group (each group's codes read on their own)")
+        exports.show_table(per_group.round(4), f"purity per group at {site}", static=True)
 
 code = state.url_number_input("Code", "code", page=PAGE, min_value=0, max_value=books.n_codes - 1,
                         default=lambda wanted: int(order[0]) if wanted is None else 0)  # fmt: skip

@@ -161,7 +161,8 @@ st.subheader("Sparse autoencoder")
 with st.form("upload-sae"):
     sae_files = st.file_uploader(
         f"A .zip, or its two files, at most {limit(uploads.SAE_LIMIT)} together (unpacked): ours "
-        "(config.json + sae.safetensors) or SAELens's (cfg.json + sae_weights.safetensors)",
+        "(config.json + sae.safetensors) or SAELens's (cfg.json + sae_weights.safetensors; "
+        "architectures standard, topk, jumprelu)",
         type=[f.lstrip(".") for f in uploads.SAE_FORMATS],
         accept_multiple_files=True,
         max_upload_size=uploads.SAE_LIMIT // uploads.MiB,
@@ -184,8 +185,8 @@ if sae_go:
         else:
             d = done.details
             st.success(
-                f"Saved the {d['format']} SAE as `{done.relative}` (d_in {d['d_in']}, d_sae "
-                f"{d['d_sae']})"
+                f"Saved the {d['format']} {d.get('architecture') or ''} SAE as `{done.relative}` "
+                f"(d_in {d['d_in']}, d_sae {d['d_sae']})"
             )
             st.markdown(
                 "Describe its features for the SAE features page: `workbench sae features "

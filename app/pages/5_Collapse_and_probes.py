@@ -26,8 +26,21 @@ PAGE = "collapse"  # namespaces its widgets' session state (shared by every page
 
 @st.cache_data(show_spinner=False)
 def load_frame(path: str, mtime: float) -> pd.DataFrame:
-    """The tidy frame of the result at `path` (keyed by mtime: a recomputed result is re-read)."""
-    return Result.load(path).frame
+    """The tidy frame of the result at `path` (keyed by mtime: a recomputed result is re-read),
+    with the label level it read (its params' `label_level`) as a column."""
+    result = Result.load(path)
+    level = result.params.get("label_level")
+    if level is None or "label_level" in result.frame.columns:
+        return result.frame
+    return result.frame.assign(label_level=level)
+
+
+def level_caption(frame: pd.DataFrame) -> None:
+    """Which label level the results read (token, example, last, given), when they say."""
+    if "label_level" in frame.columns:
+        levels = sorted({str(v) for v in frame.label_level.dropna()})
+        if levels:
+            st.caption(f"Label level read: {', '.join(levels)}.")
 
 
 def frame_of(relative: str) -> pd.DataFrame | None:
@@ -55,13 +68,12 @@ def collapse_section(paths: list[str]) -> None:
     if frame is None:
         st.error(f"Cannot read the result `{choice}`.")
         return
-    show_figure(
-        collapse_view.nc1_figure(frame), f"{choice} NC1 over epochs", use_container_width=True
-    )
+    level_caption(frame)
+    show_figure(collapse_view.nc1_figure(frame), f"{choice} NC1 over epochs", width="stretch")
     show_figure(
         collapse_view.nc_others_figure(frame),
         f"{choice} NC2-NC4 over epochs",
-        use_container_width=True,
+        width="stretch",
     )
 
 
@@ -81,15 +93,16 @@ def probe_section(paths: list[str]) -> None:
         frame = frame.assign(checkpoint_step=None)
     label = st.selectbox("Label", sorted(frame.label.unique()))
     rows = frame[frame.label == label]
+    level_caption(rows)
     steps = collapse_view.probe_steps(rows)
     step = st.select_slider("Checkpoint", steps, value=steps[-1]) if len(steps) > 1 else None
     wide = collapse_view.probe_table(rows, step)
     at = "" if step is None else f" step {step}"
     fig = collapse_view.probe_figure(wide, label, step)
-    show_figure(fig, f"{choice} {label} accuracy per site{at}", use_container_width=True)
+    show_figure(fig, f"{choice} {label} accuracy per site{at}", width="stretch")
     if len(steps) > 1:
         fig = collapse_view.probe_training_figure(rows, label)
-        show_figure(fig, f"{choice} {label} accuracy over training", use_container_width=True)
+        show_figure(fig, f"{choice} {label} accuracy over training", width="stretch")
     show_table(wide.reset_index(), f"{choice} {label} probe metrics per site{at}", hide_index=True)
 
 

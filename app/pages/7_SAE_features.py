@@ -1,7 +1,9 @@
 """SAE feature page: pick a feature report under the runs directory (written by `workbench sae
 features --out RUNS/...`), then a latent: its density, activation histogram, top and
 quantile-sampled contexts with per-token shading, output tokens, and agreement with the
-store's labels. The SAE's training log (if beside it) is drawn as a curve. Every chart and table
+store's labels. The caption names the SAE's architecture and sparsity settings; a JumpReLU
+SAE also shows the latent's learned threshold and a histogram of all thresholds. The SAE's
+training log (if beside it) is drawn as a curve. Every chart and table
 has download buttons (HTML; CSV, parquet; PNG from the chart's toolbar), and the latent can be
 saved as a static HTML page (`analyses.sae.feature_page`, as `workbench sae feature-page`).
 
@@ -22,6 +24,7 @@ from analyses.sae.feature_page import feature_page
 from analyses.sae.features import latent_report, load_feature_stats, store_unembedding
 from workbench.store import ActivationStore
 from workbench_app.lib import exports, sae_view
+from workbench_app.lib.links import page_link
 from workbench_app.lib.pickers import inside_or_stop, require, stop_if_empty
 from workbench_app.lib.state import url_number_input, url_selectbox
 from workbench_app.services.runsdir import inside_runs, runs_root
@@ -94,10 +97,12 @@ if sae_dir is None or store_dir is None:
     )
     st.stop()
 site = meta["site"]
+sae, _ = sae_at(str(sae_dir))
 st.caption(
-    f"SAE `{sae_dir.relative_to(root)}` on `{store_dir.relative_to(root)}`, site `{site}`, "
-    f"{stats.n_rows} rows"
+    f"SAE `{sae_dir.relative_to(root)}` ({sae_view.architecture_line(sae)}) on "
+    f"`{store_dir.relative_to(root)}`, site `{site}`, {stats.n_rows} rows"
 )
+st.markdown(f"[Prompt view]({page_link('Prompt', kind='SAE', sae=str(sae_dir.relative_to(root)))}): which of this SAE's latents fire on the tokens of a prompt you type")  # fmt: skip
 
 left, right = st.columns(2)
 exports.show_figure(sae_view.density_figure(stats), "feature density", container=left)
@@ -109,6 +114,12 @@ best = pd.DataFrame(stats.best_latents())
 if not best.empty:
     st.subheader("Best-matching latent per label value (F1)")
     exports.show_table(best, "best latent per label", hide_index=True)
+    if stats.label_levels:  # which level each label was read at (`sae features --label-level`)
+        st.caption(
+            "Label levels: "
+            + ", ".join(f"{name} per {level}" for name, level in stats.label_levels.items())
+            + "."
+        )
 latent = url_number_input(
     "Latent",
     "latent",
@@ -131,10 +142,13 @@ exports.download_html(
     ),
     f"{sae_dir.name} latent {latent}",
 )
-a, b, c = st.columns(3)
-a.metric("density", f"{report['density']:.3%}")
-b.metric("max activation", f"{report['max_act']:.3f}")
-c.metric("mean when active", f"{report['mean_act']:.3f}")
+thresholds = sae_view.thresholds(sae)
+columns = st.columns(3 if thresholds is None else 4)
+columns[0].metric("density", f"{report['density']:.3%}")
+columns[1].metric("max activation", f"{report['max_act']:.3f}")
+columns[2].metric("mean when active", f"{report['mean_act']:.3f}")
+if thresholds is not None:  # JumpReLU: the latent is h where h > its threshold, else 0
+    columns[3].metric("threshold", f"{thresholds[latent]:.3f}")
 left, right = st.columns(2)
 exports.show_figure(
     sae_view.histogram_figure(report), f"latent {latent} activation histogram", container=left
@@ -142,6 +156,9 @@ exports.show_figure(
 agreement = sae_view.agreement_figure(report)
 if agreement is not None:
     exports.show_figure(agreement, f"latent {latent} label agreement", container=right)
+threshold_chart = sae_view.threshold_figure(sae, latent)
+if threshold_chart is not None:
+    exports.show_figure(threshold_chart, "JumpReLU thresholds", container=left)
 
 scale = report["max_act"] or 1.0
 st.subheader("Top activations")

@@ -3,11 +3,17 @@ steered and unsteered generations side by side; the sweep heatmap (sites x coeff
 its random-direction control, from saved sweeps in the runs directory or computed here.
 
 Directions are extracted on the fly from grammar-lm (diff-in-means, cached) for the zoo's
-toy-lm, or read from `*.safetensors` vectors saved under the runs directory by
-`workbench steer extract`. View state lives in the URL.
+toy-lm, read from `*.safetensors` vectors saved under the runs directory by
+`workbench steer extract`, or taken from a saved SAE (a latent's decoder row) or codebook model
+(a code's vector) under the runs directory (`analyses.steering.dictionaries`: unit norm, so the
+page scales them to the site's typical activation norm on the prompts, like `steer sweep`'s
+`--scale auto`; a dictionary of another width or site is refused, naming both). View state
+lives in the URL.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import streamlit as st
 
@@ -43,6 +49,16 @@ def concept_vector(name: str, zoo: str, site: str, concept: str, value: int):
     return extract.mean_difference(load(name, zoo), positive, others, site)  # default read
 
 
+@st.cache_resource(show_spinner="reading the dictionary...")
+def dictionary_vector(
+    name: str, zoo: str, kind: str, path: str, index: int, site: str | None, mtime: float
+):
+    from analyses.steering import dictionaries
+
+    source = dictionaries.from_sae if kind == "sae" else dictionaries.from_codebook
+    return source(path, index, site, load(name, zoo))
+
+
 st.title("Steering")
 zoo = str(zoo_root())
 built = [r["name"] for r in list_zoo() if r["built"] and r["name"] == "toy-lm"]
@@ -56,18 +72,38 @@ handle = load(name, zoo)
 sites = expand_sites(handle.sites(), "blocks.*.hook_resid_pre")
 
 vectors = saved_vectors(root)
+saes, codebooks = steering_view.saved_dictionaries(root, model=name)
 left, right = st.columns(2)
 direction = state.url_selectbox(
-    "Direction", steering_view.directions(vectors), "direction", page=PAGE, container=left
-)
-site = state.url_selectbox(
-    "Site",
-    sites,
-    "site",
+    "Direction",
+    steering_view.directions(vectors, saes, codebooks),
+    "direction",
     page=PAGE,
-    default=lambda wanted: sites[min(2, len(sites) - 1)] if wanted is None else sites[0],
     container=left,
+    help="a grammar-lm concept (diff-in-means), a saved vector, an SAE latent (its decoder "
+    "row) or a codebook code (its codebook vector)",
 )
+dictionary = steering_view.dictionary_source(direction)
+index = 0
+if dictionary is not None:
+    index = state.url_number_input(
+        "SAE latent" if dictionary[0] == "sae" else "Codebook code",
+        "index",
+        page=PAGE,
+        default=0,
+        min_value=0,
+        container=left,
+    )
+site = sites[0]
+if dictionary is None:  # a dictionary's latent or code lives at the dictionary's own site
+    site = state.url_selectbox(
+        "Site",
+        sites,
+        "site",
+        page=PAGE,
+        default=lambda wanted: sites[min(2, len(sites) - 1)] if wanted is None else sites[0],
+        container=left,
+    )
 coeff = state.url_slider(
     "Coefficient",
     "coeff",
@@ -99,8 +135,25 @@ if not prompts:
     st.info("Type at least one prompt.")
     st.stop()
 
+scale = None
 try:
-    if direction.startswith(steering_view.SAVED):
+    if dictionary is not None:
+        from analyses.steering.extract import typical_norm
+
+        folder = inside_or_stop(dictionary[1], root, "folder")
+        books_site = None
+        if dictionary[0] == "codebook":
+            from analyses.codebook.model import Codebooks
+
+            books_sites = Codebooks.load(folder).sites
+            books_site = state.url_selectbox(
+                "Codebook site", books_sites, "book_site", page=PAGE, container=left
+            )
+        mtime = max(p.stat().st_mtime for p in Path(folder).iterdir())
+        vector = dictionary_vector(name, zoo, dictionary[0], str(folder), index, books_site, mtime)
+        site = vector.site
+        scale = typical_norm(handle, prompts, site)
+    elif direction.startswith(steering_view.SAVED):
         from analyses.steering import SteeringVector
 
         vector = SteeringVector.load(vectors[direction.removeprefix(steering_view.SAVED)])
@@ -113,9 +166,10 @@ try:
     # (ModelHandle.generate, and `intervene` around a steered one), so no other session's
     # steering applies to it.
     _, plain = generate(handle, prompts, None, max_new_tokens=12)
-    _, steered = generate(handle, prompts, vector, coeff, where=where, max_new_tokens=12)
+    options = {"where": where, "scale": scale, "max_new_tokens": 12}
+    _, steered = generate(handle, prompts, vector, coeff, **options)
     control = vector.random_control(0)
-    _, random = generate(handle, prompts, control, coeff, where=where, max_new_tokens=12)
+    _, random = generate(handle, prompts, control, coeff, **options)
 except WorkbenchError as exc:
     st.error(str(exc))
     st.stop()
@@ -126,7 +180,14 @@ show_table(
     f"{name} steering generations {direction} at {site} coeff {coeff:g}",
     hide_index=True,
 )
-st.caption(f"Vector: {vector.method}, norm {vector.norm:.3g}; {vector.provenance.get('read', '')}")
+read = vector.provenance.get("read")
+st.caption(f"Vector: {vector.method}, norm {vector.norm:.3g}" + (f"; read {read}" if read else ""))
+if scale is not None:
+    st.caption(
+        f"{'SAE latent' if vector.method == 'sae' else 'Codebook code'} {index} at {site}: a unit "
+        f"direction; the coefficient counts in the site's typical activation norm on these "
+        f"prompts ({scale:.3g}), and the random direction gets the same."
+    )
 
 st.subheader("Sweep: sites x coefficients")
 sweeps = require(
@@ -138,6 +199,9 @@ picked = st.selectbox("Saved sweep", [r["path"] for r in sweeps])
 result = Result.load(inside_or_stop(picked, root, "result"))
 verdict = steering_view.sweep_verdict(result)
 (st.success if verdict.site else st.warning)(verdict.sentence)
+swept = steering_view.sweep_sources(result.params)
+if swept:
+    st.caption(swept)
 frame, metric = steering_view.sweep_frame(result.frame, result.params)
 show_figure(steering_view.sweep_heatmap(frame, metric), f"{picked} {metric} sweep heatmap")
 show_figure(steering_view.dose_response_figure(frame, metric), f"{picked} {metric} dose-response")

@@ -245,8 +245,8 @@ def field_widget(
 ) -> Widget:
     """The widget of field `f` of `kind` on page `page`, its choices and default following the
     `values` drawn before it. Its key is the field's (and the followed value's, so that a new
-    store gets a new site widget); an optional number with minimum 1 or more starts at 0 for
-    None (`form_fields` reads it back)."""
+    store gets a new site widget); an optional number that 0 cannot be starts at 0 for None
+    (`form_fields` reads it back)."""
     options = field_options(f, values, root, view)
     key = f"{page}-{kind.name}-{f.name}" + (f"-{values[f.follows]}" if f.follows else "")
     common = {"label": f.label or f.name, "key": key, "help": f.help or None}
@@ -265,7 +265,7 @@ def field_widget(
         )
     if f.type in ("int", "float"):
         cast = int if f.type == "int" else float
-        blank = f.optional and (f.minimum or 0) >= 1
+        blank = zero_is_blank(f)
         low = 0 if blank else None if f.open_minimum or f.minimum is None else f.minimum
         number = {
             "min_value": None if low is None else cast(low),
@@ -284,6 +284,13 @@ def field_widget(
         hint = folder_placeholder(kind, known)
         return Widget("text_input", {**common, "value": "", "placeholder": hint})
     return Widget("text_input", {**common, "value": default or ""})
+
+
+def zero_is_blank(f: JobField) -> bool:
+    """True for an optional number that cannot be 0 (its minimum is 1 or more, or an excluded
+    0): a form shows None as 0 and reads 0 back as None ("the verb's own default")."""
+    low = f.minimum or 0
+    return f.optional and f.type in ("int", "float") and (low >= 1 or (f.open_minimum and low == 0))
 
 
 @dataclass(frozen=True)
@@ -325,7 +332,7 @@ def one_of_start(
 def form_fields(kind: JobKind, raw: Mapping[str, Any], chosen: str = "") -> dict[str, Any]:
     """The fields to start `kind` with from a form's widget values `raw` (field name -> value;
     `chosen`: the field of `kind.one_of` the form chose): numbers as int or float, 0 as None for
-    an optional number whose minimum is 1 or more, text stripped, an empty output folder as
+    an optional number that 0 cannot be (`zero_is_blank`), text stripped, an empty output folder as
     its template filled in (or None without one)."""
     fields: dict[str, Any] = {}
     for f in kind.fields:
@@ -333,7 +340,7 @@ def form_fields(kind: JobKind, raw: Mapping[str, Any], chosen: str = "") -> dict
             continue
         value = raw[f.name]
         if f.type in ("int", "float") and value is not None:
-            blank = f.optional and (f.minimum or 0) >= 1 and value == 0
+            blank = zero_is_blank(f) and value == 0
             value = None if blank else int(value) if f.type == "int" else float(value)
         elif isinstance(value, str) and f.type != "text":
             value = value.strip()

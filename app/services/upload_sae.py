@@ -221,5 +221,12 @@ def import_sae(
         _refuse_existing(target, relative)
         os.rename(sae_dir, target)
     dims = config["config"] if kind == "workbench" else config
-    details = {"format": kind, "d_in": dims["d_in"], "d_sae": dims["d_sae"]}
+    # the architecture as the file names it (SAELens: standard, topk, jumprelu; ours: relu,
+    # topk, batchtopk, jumprelu)
+    details = {
+        "format": kind,
+        "architecture": config.get("architecture"),
+        "d_in": dims["d_in"],
+        "d_sae": dims["d_sae"],
+    }
     return Imported("sae", name, target, relative, details)

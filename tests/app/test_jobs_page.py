@@ -281,7 +281,7 @@ def test_the_sae_form_builds_the_training_and_features_commands(toy_store, monke
     py = [sys.executable, "-m", "workbench"]
     assert launched == [[
         [*py, "sae", "train", f"--store={store}", f"--site={last}", f"--out={out}", "--arch=relu",
-         "--k=16", "--steps=40", "--batch-size=256", "--lr=0.0004", "--seed=0"],
+         "--seed=0", "--steps=40"],
         [*py, "sae", "features", f"--sae={out}", f"--store={store}", f"--site={last}",
          f"--out={out}/features", "--html=none"],
     ]]  # fmt: skip

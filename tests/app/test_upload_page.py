@@ -133,7 +133,7 @@ def test_an_sae_uploaded_as_two_files_loads(runs_dir, tmp_path, no_zoo):
     at.text_input[-1].input("relu6")
     submit(at, "Import SAE")
     no_exception(at)
-    assert "workbench SAE as `sae/uploads/relu6` (d_in 6, d_sae 12)" in at.success[0].value
+    assert "workbench relu SAE as `sae/uploads/relu6` (d_in 6, d_sae 12)" in at.success[0].value
     loaded, meta = load_sae(runs_dir / "sae/uploads/relu6")
     torch.testing.assert_close(loaded.W_enc, sae.W_enc, rtol=0, atol=0)
     assert meta["site"] == "blocks.0.hook_resid_post"

@@ -146,6 +146,20 @@ def codebook_models(runs: Path) -> None:
         shutil.copytree(out, out.parent / copy)
 
 
+def prompt_sae(runs: Path) -> None:
+    """The identity SAE of toy-lm's width, saved as if trained on its blocks.1 residual stream
+    (the Prompt page runs it on the quick zoo's toy-lm)."""
+    from analyses.sae import identity_sae, save_sae
+
+    meta = {"site": "blocks.1.hook_resid_post", "model": "toy-lm"}
+    save_sae(identity_sae(128), runs / "sae" / "identity", meta)
+
+
+def token_index(shown: str) -> int:
+    """A token's index from its option as the Prompt page shows it ("3: 'cat'")."""
+    return int(shown.split(":")[0])
+
+
 def finished_jobs(runs: Path) -> None:
     """Three finished capture jobs, as their folders under runs/jobs read (no process runs)."""
     for i in range(3):
@@ -202,6 +216,7 @@ CASES = [
     Case("7_SAE_features.py", sae_reports, "Latent", "latent", "number_input", values=(5, 9)),
     Case("10_Codebooks.py", codebook_models, "Codebook model", "model", timeout=180),
     Case("10_Codebooks.py", codebook_models, "Code", "code", "number_input", 180, (5, 9)),
+    Case("8_Prompt.py", prompt_sae, "Token", "token", timeout=120, zoo=True, parse=token_index),
     Case("11_Batch.py", batch_results, "Metric", "metric"),
     Case("1_Model.py", one_store, "Model", "model", timeout=120, zoo=True),
     Case(

@@ -187,7 +187,6 @@ def test_linear_probe_maps_coefficients_to_raw_units():
         (np.arange(30) % 2, Params(), "labels have 30 rows, activations 40"),
         (np.arange(40) % 2, Params(task="ordinal"), "valid: auto, classification, regression"),
         (np.arange(40) % 2, Params(grid="a,b"), "comma-separated numbers"),
-        (np.arange(40) % 2, Params(label_level="token"), "valid: auto, row, example, last"),
         (np.arange(40) % 2, Params(control="token"), "needs a store with token ids"),
         (np.full(40, -1), Params(), "no labelled rows"),
     ],
@@ -196,6 +195,12 @@ def test_bad_input(labels, params, match):
     x = np.random.default_rng(0).normal(size=(40, 4))
     with pytest.raises(InputError, match=match):
         run(Source(acts=x, labels=labels), params)
+
+
+def test_label_level_is_validated_when_the_settings_are_made():
+    with pytest.raises(InputError, match="label_level='tokens'; valid: auto, token, example, last"):
+        Params(label_level="tokens")
+    assert Params(label_level="row").label_level == "row"  # the older spelling of token
 
 
 def test_evaluate_rejects_test_fraction_out_of_range():

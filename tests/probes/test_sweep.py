@@ -27,6 +27,7 @@ def test_over_checkpoints_probes_each_checkpoints_own_store(quick_zoo, tmp_path)
     frame = result.frame
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"toy-lm-step{s}" for s in (first, last)]
     assert list(frame.checkpoint_step.unique()) == [first, last]
+    assert set(frame.label_level) == {"token"}  # pos is a per-token label: auto names it
     for step in (first, last):
         store = ActivationStore(tmp_path / f"toy-lm-step{step}")
         assert store.spec["checkpoint_step"] == step

@@ -11,6 +11,10 @@ import numpy as np
 
 from workbench.errors import InputError
 
+#: the levels a store label can have: "token" (a row label, one value per row/token) and
+#: "example" (one value per example, read on each of its rows)
+LABEL_LEVELS = ("token", "example")
+
 
 def load_array(path: str | Path) -> np.ndarray:
     """Read a `.npy` (never unpickling), a one-tensor `.safetensors` file (`file:key` picks a
@@ -134,20 +138,61 @@ class Source:
             "and/or --site-b SITE"
         )
 
-    def label_array(self) -> np.ndarray:
-        """(n,) labels of the rows: the given array, or the store's row label `label`, or its
-        example label `label` broadcast to rows through `example_index`."""
+    def label_levels(self) -> list[str]:
+        """The levels (`LABEL_LEVELS` order) at which the store holds the label `label`:
+        "token" (a row label: one value per token/row) and/or "example" (one per example)."""
+        if self.store is None or self.label is None:
+            return []
+        manifest = self.store.manifest
+        found = {"token": self.label in manifest["row_labels"]}
+        found["example"] = self.label in manifest["example_labels"]
+        return [level for level in LABEL_LEVELS if found[level]]
+
+    def resolve_label_level(self, level: str = "auto") -> str:
+        """The level `label_array(level)` reads: "token" or "example" for a store label,
+        "given" for labels passed as an array. "auto" takes the only level at which the store
+        holds the name; a name held at both levels is ambiguous under "auto" and raises an
+        InputError naming both, so no analysis silently prefers one."""
+        if level not in ("auto", *LABEL_LEVELS):
+            raise InputError(
+                f"setting label_level={level!r}; valid: auto, {', '.join(LABEL_LEVELS)}"
+            )
+        if self.labels is not None:
+            return "given"
+        if self.store is None or self.label is None:
+            raise InputError(
+                "this analysis needs labels: pass --labels FILE, or --label NAME with --store"
+            )
+        levels = self.label_levels()
+        if not levels:
+            raise InputError(f"store has no label {self.label!r}")
+        if level == "auto":
+            if len(levels) > 1:
+                raise InputError(
+                    f"label {self.label!r} exists at both levels in this store: per token (a "
+                    f"row label) and per example; choose one with label_level=token or "
+                    f"label_level=example"
+                )
+            return levels[0]
+        if level not in levels:
+            raise InputError(
+                f"store has no {level}-level label {self.label!r}; it has {self.label!r} per "
+                f"{' and per '.join(levels)}: use label_level={levels[0]}"
+            )
+        return level
+
+    def label_array(self, level: str = "auto") -> np.ndarray:
+        """(n,) labels of the rows: the given array, or the store's label `label` at `level`:
+        "token" (its row label), "example" (its example label broadcast to rows through
+        `example_index`) or "auto" (the only level the store holds it at; see
+        `resolve_label_level`, which raises for a name held at both)."""
+        resolved = self.resolve_label_level(level)
         if self.labels is not None:
             labels = np.asarray(self.labels)
             return labels.reshape(-1) if labels.ndim == 2 and 1 in labels.shape else labels
-        if self.store is not None and self.label is not None:
-            rows = self.store.row_labels()
-            if self.label in rows:
-                return np.asarray(rows[self.label])
-            return np.asarray(self.store.example_labels()[self.label])[self.store.example_index()]
-        raise InputError(
-            "this analysis needs labels: pass --labels FILE, or --label NAME with --store"
-        )
+        if resolved == "token":
+            return np.asarray(self.store.row_labels()[self.label])
+        return np.asarray(self.store.example_labels()[self.label])[self.store.example_index()]
 
     def groups(self) -> np.ndarray | None:
         """(n,) example index of each row (rows of one example belong together when splitting

@@ -15,6 +15,8 @@ analyses:
     params: {max_samples: 2000}
   - analysis: probe
     label: topic                  # label-aware analyses name a store label
+    label_level: token            # token | example (probe: also last); needed when the store
+                                  # has the name at both levels (grammar-lm's topic)
   - analysis: svcca
     against: final-checkpoint     # comparisons: next-site, final-checkpoint, or a site
   - analysis: massive-fit
@@ -287,7 +289,7 @@ def _analysis(at: _Locator, path: tuple, value: Any) -> AnalysisEntry:
         path,
         value,
         "analysis",
-        ["analysis", "params", "label", "against", "over_steps", "resources"],
+        ["analysis", "params", "label", "label_level", "against", "over_steps", "resources"],
     )
     registry = analyses()
     name = data["analysis"]
@@ -299,6 +301,7 @@ def _analysis(at: _Locator, path: tuple, value: Any) -> AnalysisEntry:
     params = data.get("params") or {}
     if not isinstance(params, dict):
         raise at.error((*path, "params"), "must be a mapping of setting: value")
+    params = _with_label_level(at, path, data, params, "labels" in analysis.inputs)
     try:
         analysis.make_params({str(k): _setting_text(v) for k, v in params.items()})
     except InputError as exc:
@@ -344,6 +347,26 @@ def _analysis(at: _Locator, path: tuple, value: Any) -> AnalysisEntry:
         over_steps=data.get("over_steps"),
         resources=_resources(at, (*path, "resources"), data.get("resources")),
     )
+
+
+def _with_label_level(
+    at: _Locator, path: tuple, data: dict[str, Any], params: dict[str, Any], reads_labels: bool
+) -> dict[str, Any]:
+    """`params` with the entry's `label_level` (token | example, or what the analysis takes,
+    e.g. the probe's last) as the analysis's `label_level` setting; the analysis validates the
+    value and records the level that ran in its result."""
+    if "label_level" not in data:
+        return params
+    level = data["label_level"]
+    if not reads_labels:
+        raise at.error((*path, "label_level"), f"{data['analysis']!r} does not read labels")
+    if "label_level" in params and str(params["label_level"]) != str(level):
+        raise at.error(
+            (*path, "label_level"),
+            f"label_level {level!r} and params.label_level {params['label_level']!r} disagree; "
+            "give one",
+        )
+    return {**params, "label_level": level}
 
 
 def _setting_text(value: Any) -> str:

@@ -201,20 +201,39 @@ def _store_step(
         from workbench.store.capture import capture_to_store
 
         handle = load()
+        path = out / "stores" / store_name
         store = capture_to_store(
             handle,
             sites,
             load_dataset(dataset, n_examples),
-            out / "stores" / store_name,
+            path,
             dataset=dataset,
             max_length=128,
             progress=progress,
+            overwrite=_model_changed(path, handle.weights_hash),
         )
         done = _analyse(store, out, store_name)
         text = f"{store.n_rows:,} rows x {len(store.sites)} sites; {done} results"
         return [Finding(f"store {store_name}", f"store {store_name}", text)]
 
     return Step(f"store {store_name}", run)
+
+
+def _model_changed(path: Path, weights_hash: str | None) -> bool:
+    """True when the demo's store at `path` was captured from other weights than the model's now
+    (a zoo recipe changed and the model was rebuilt): the demo owns its stores, so it recaptures
+    (and `_analyse` recomputes the results of the old store) rather than refusing the new spec."""
+    from workbench.errors import StoreError
+    from workbench.store.manifest import read_manifest
+
+    try:
+        manifest = read_manifest(path)
+    except StoreError:
+        return False  # unreadable: the writer's own refusal explains it
+    if manifest is None or manifest["spec"].get("weights_hash") == weights_hash:
+        return False
+    console.log(f"{path.name}: the model changed since this store was captured; recapturing")
+    return True
 
 
 def _registered_steps(out: Path, zoo_root: Path | None, device: str) -> list[Step]:
@@ -300,11 +319,13 @@ def _analyse(store: Any, out: Path, store_name: str) -> int:
             target = out / "results" / name / store_name / site
             if (target / "result.json").is_file():
                 try:
-                    Result.load(target)
-                    count += 1
-                    continue
+                    kept = Result.load(target).provenance.get("spec") == store.spec
                 except Exception:  # a broken result is recomputed
                     log.warning("recomputing unreadable result %s", target)
+                    kept = False
+                if kept:  # a result of another store (an older capture) is recomputed
+                    count += 1
+                    continue
             analysis.run(Source.from_store(store, site), analysis.params()).save(target)
             count += 1
     return count

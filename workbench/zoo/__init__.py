@@ -77,10 +77,17 @@ def build(
     """Build zoo model `name` unless a complete build is cached; returns its folder."""
     recipe = get_recipe(name)
     folder = zoo_root(root) / name
-    if not force and read_entry(folder) is not None:
+    entry = read_entry(folder)
+    built_version = None if entry is None else entry.get("recipe_version", 1)
+    if not force and built_version == recipe.version:
         return folder
     if folder.exists():
-        if not force:
+        if not force and entry is not None:
+            log.warning(
+                "zoo entry %s was built by recipe version %s, now %s; rebuilding it",
+                folder, built_version, recipe.version,
+            )  # fmt: skip
+        elif not force:
             log.warning("zoo entry %s is incomplete or corrupt; rebuilding it", folder)
         shutil.rmtree(folder)
     partial = folder.with_name(folder.name + ".partial")
@@ -104,6 +111,7 @@ def build(
         "name": name,
         "dataset": recipe.dataset,
         "kind": recipe.kind,
+        "recipe_version": recipe.version,
         "quick": quick,
         "metrics": metrics,
         "metric": recipe.metric,
@@ -123,6 +131,8 @@ def list_zoo(root: str | Path | None = None) -> list[dict[str, Any]]:
     rows = []
     for name, recipe in recipes().items():
         meta = read_entry(zoo_root(root) / name)
+        if meta is not None and meta.get("recipe_version", 1) != recipe.version:
+            meta = None  # built by another version of the recipe: `build` trains it again
         rows.append(
             {
                 "name": name,

@@ -30,6 +30,9 @@ class Recipe:
         threshold: ("<=" | ">=", value) that shows the model learned (stated in its card).
         sites: default capture sites for the demo.
         module_factory: for classifiers, a function returning a fresh module.
+        version: the recipe's version, written to `zoo.json` as `recipe_version` (1 when
+            absent); a cached build of another version is rebuilt. Raise it whenever a change
+            to the recipe changes what it trains.
     """
 
     name: str
@@ -41,6 +44,7 @@ class Recipe:
     sites: str
     summary: str = ""
     module_factory: Callable[[], Any] | None = None
+    version: int = 1
 
     def passed(self, metrics: dict[str, float]) -> bool:
         op, value = self.threshold

@@ -1,4 +1,5 @@
-"""toy-lm: forcing a grammar-lm topic's codes shifts generations toward that topic."""
+"""toy-lm: forcing each grammar-lm topic's codes shifts generations toward that topic (grouped
+codebooks trained through the CLI, `grouped_toy`)."""
 
 from __future__ import annotations
 
@@ -6,21 +7,18 @@ import pytest
 import torch
 
 from analyses.codebook.analysis import reference_codes
+from analyses.codebook.model import load_codebook_model
 from analyses.codebook.steer import topic_steering
-from analyses.codebook.train import TrainConfig, train_codebook_model
 
-SITE = "blocks.2.hook_resid_post"
+SITE = "blocks.1.hook_resid_post"
 
 
 @pytest.mark.slow
-def test_topic_codes_steer_generation() -> None:
+def test_topic_codes_steer_generation(grouped_toy) -> None:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        cfg = TrainConfig(steps=150, lr=1e-2, trainable="all", replace_every=50)
-        handle, books = train_codebook_model(
-            "toy-lm", SITE, n_codes=256, k=4, cfg=cfg, n_train=1000, n_eval=100
-        )
+        handle, books = load_codebook_model(grouped_toy)
         # modest degradation of the next-token loss (nats/token)
         assert (
             books.report["with_codebooks"]["loss"] < books.report["without_codebooks"]["loss"] + 0.3
@@ -30,5 +28,6 @@ def test_topic_codes_steer_generation() -> None:
     finally:
         torch.set_num_threads(threads)
     print(result)
+    assert all(len(r["codes"]) == 3 for r in result["per_topic"])
     assert result["forced_on_topic"] > result["chance"] + 0.15
     assert result["forced_on_topic"] > result["codebooks_on_topic"] + 0.15

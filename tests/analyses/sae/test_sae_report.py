@@ -101,8 +101,7 @@ def test_the_job_trains_then_writes_features(tmp_path):
     train, features = sae_commands(values)
     assert train == [
         "sae", "train", f"--store={tmp_path}/stores/s", f"--site={SITE}",
-        f"--out={tmp_path}/sae/x", "--arch=topk", "--k=16", "--steps=500", "--batch-size=256",
-        "--lr=0.001", "--seed=0", "--d-sae=64",
+        f"--out={tmp_path}/sae/x", "--arch=topk", "--seed=0", "--lr=0.001", "--d-sae=64",
     ]  # fmt: skip
     assert features == [
         "sae", "features", f"--sae={tmp_path}/sae/x", f"--store={tmp_path}/stores/s",

@@ -232,18 +232,6 @@ def test_measures_and_sweep_have_controls(neox):
     assert abs(kl[0.0]) < 1e-6 and kl[5.0] > 0
 
 
-def test_sae_decoder_row_as_direction(tmp_path):
-    from analyses.sae import create_sae, save_sae
-
-    sae = create_sae("topk", d_in=6, d_sae=12, k=2)
-    save_sae(sae, tmp_path / "sae", meta={"site": "blocks.0.hook_resid_post"})
-    v = extract.from_sae(str(tmp_path / "sae"), 5)
-    assert torch.allclose(v.vector, sae.W_dec[5].detach())
-    assert (v.site, v.method, v.provenance["latent"]) == ("blocks.0.hook_resid_post", "sae", 5)
-    with pytest.raises(InputError, match="latent 12 does not exist: the SAE has latents 0..11"):
-        extract.from_sae(str(tmp_path / "sae"), 12)
-
-
 def test_probe_direction_as_vector(tmp_path):
     from probes.directions import save_direction
 

@@ -675,8 +675,7 @@ def test_the_command_lines_are_the_workbench_verbs(empty_runs, launches):
     assert capture["fields"]["sites"] == sites and capture["fields"]["n_examples"] == 8
     assert sae["commands"] == [
         [*py, "sae", "train", f"--store={empty_runs}/stores/s", f"--site={SITE}",
-         f"--out={empty_runs}/sae/x", "--arch=topk", "--k=4", "--steps=40", "--batch-size=256",
-         "--lr=0.0004", "--seed=0"],
+         f"--out={empty_runs}/sae/x", "--arch=topk", "--seed=0", "--k=4", "--steps=40"],
         [*py, "sae", "features", f"--sae={empty_runs}/sae/x", f"--store={empty_runs}/stores/s",
          f"--site={SITE}", f"--out={empty_runs}/sae/x/features", "--html=none"],
     ]  # fmt: skip
@@ -697,7 +696,7 @@ def test_a_form_is_drawn_from_the_schema(empty_runs):
     sae = jobs.job_kinds()["sae"]
     layout = jobs.form_layout(sae)
     assert [f.name for f in layout.before] == ["store"] and layout.more == []
-    main = ["site", "arch", "k", "d_sae", "steps", "batch_size", "lr", "out"]
+    main = ["site", "arch", "k", "l0_coeff", "d_sae", "steps", "batch_size", "lr", "out"]
     assert [f.name for f in layout.main] == main and layout.columns == 3
     values = {"store": "stores/s"}
 
@@ -711,13 +710,17 @@ def test_a_form_is_drawn_from_the_schema(empty_runs):
     d_sae = widget(sae, "d_sae")  # optional: 0 stands for None
     assert (d_sae.widget, d_sae.args["min_value"], d_sae.args["value"]) == ("number_input", 0, 0)
     lr = widget(sae, "lr")
-    assert (lr.args["min_value"], lr.args["max_value"], lr.args["value"]) == (None, 1.0, 4e-4)
+    assert (lr.args["min_value"], lr.args["max_value"], lr.args["value"]) == (0.0, 1.0, 0.0)
     assert widget(sae, "out").args["placeholder"] == "sae/s-SITE"
     raw = {"store": "stores/s", "site": SITE, "arch": "relu", "k": 16, "d_sae": 0,
            "steps": 500.0, "batch_size": 256, "lr": 4e-4, "out": "  "}  # fmt: skip
     fields = jobs.form_fields(sae, raw)
     assert fields == {**raw, "d_sae": None, "steps": 500, "out": f"sae/s-{SITE}"}
     assert isinstance(fields["steps"], int)
+    blank = {**raw, "k": 0, "steps": 0, "batch_size": 0, "lr": 0.0}  # 0: the CLI's own rule
+    assert {n: v for n, v in jobs.form_fields(sae, blank).items() if v is None} == dict.fromkeys(
+        ["k", "d_sae", "steps", "batch_size", "lr"]
+    )
 
     capture = jobs.job_kinds()["capture"]
     layout = jobs.form_layout(capture)

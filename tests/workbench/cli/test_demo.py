@@ -121,3 +121,36 @@ def test_the_whole_output_fits_the_80_line_budget(tmp_path):
     closing = len(demo.report_lines(DemoReport(Path(tmp_path))))  # header, where, app
     warning_summary = 1 + console.SUMMARY_KINDS + 1  # header, the kinds, "N more kinds"
     assert head + len(steps) + findings + closing + warning_summary <= 80
+
+
+def test_a_store_of_a_rebuilt_model_is_recaptured_and_its_results_recomputed(tmp_path):
+    """A rerun after a zoo recipe changed: the demo's store of the old weights is replaced (not
+    refused) and the old store's results are recomputed, not kept as if they were current."""
+    import numpy as np
+
+    from workbench.analysis.results import Result
+    from workbench.store import StoreWriter
+
+    def store(weights_hash: str, scale: float):
+        spec = {"model": "m", "weights_hash": weights_hash, "sites": ["s"]}
+        path = tmp_path / "stores" / "m"
+        with StoreWriter(path, spec, overwrite=demo._model_changed(path, weights_hash)) as w:
+            rows = np.random.default_rng(0).normal(size=(40, 6)).astype(np.float32) * scale
+            zeros = np.zeros(40, dtype=np.int64)
+            w.append({"s": rows}, zeros, np.arange(40), zeros)
+            w.finalize()
+        from workbench.store import ActivationStore
+
+        return ActivationStore(path)
+
+    first = store("old", 1.0)
+    assert not demo._model_changed(first.path, "old")
+    demo._analyse(first, tmp_path, "m")
+    target = next((tmp_path / "results").glob("*/m/s"))
+    old = Result.load(target)
+    assert demo._model_changed(first.path, "new")
+    second = store("new", 3.0)
+    demo._analyse(second, tmp_path, "m")
+    again = Result.load(target)
+    assert again.provenance["spec"]["weights_hash"] == "new"
+    assert old.provenance["spec"]["weights_hash"] == "old"

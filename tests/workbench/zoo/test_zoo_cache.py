@@ -77,6 +77,30 @@ def test_corrupt_cache_is_rebuilt(recipes, tmp_path, caplog):
     assert zoo.read_entry(folder) is not None
 
 
+def test_a_build_of_another_recipe_version_is_rebuilt(recipes, tmp_path, monkeypatch, caplog):
+    """A recipe whose training changed (its `version` raised) does not reuse the old build; a
+    `zoo.json` without `recipe_version` (written before it existed) counts as version 1."""
+    import dataclasses
+
+    folder = zoo.build("stand-in", tmp_path)
+    meta = json.loads((folder / "zoo.json").read_text())
+    assert meta.pop("recipe_version") == 1
+    (folder / "zoo.json").write_text(json.dumps(meta))  # as written before versions
+    assert zoo.build("stand-in", tmp_path) == folder and "rebuilding" not in caplog.text
+    calls = []
+    newer = dataclasses.replace(
+        zoo._RECIPES["stand-in"], version=2, train=lambda f, q: calls.append(f) or _train(f, q)
+    )
+    monkeypatch.setitem(zoo._RECIPES, "stand-in", newer)
+    row = next(r for r in zoo.list_zoo(tmp_path) if r["name"] == "stand-in")
+    assert not row["built"]  # stale: listed as not built
+    zoo.build("stand-in", tmp_path)
+    assert len(calls) == 1 and "recipe version 1, now 2" in caplog.text
+    assert zoo.read_entry(folder)["recipe_version"] == 2
+    zoo.build("stand-in", tmp_path)
+    assert len(calls) == 1  # the new build is cached
+
+
 def test_failed_build_leaves_nothing(recipes, tmp_path):
     with pytest.raises(OSError, match="No space"):
         zoo.build("broken", tmp_path)
