@@ -60,7 +60,15 @@ def add_parser(sub: Any) -> None:
     a.add_argument("--coeff", type=float, default=4.0)
     a.add_argument("--where", default="after", choices=["all", "after", "front"])
     a.add_argument("--mode", default="add", choices=["add", "project-out", "cap"])
-    a.add_argument("--scale", type=float, help="add coeff x scale x unit vector instead")
+    a.add_argument(
+        "--scale",
+        type=_apply_scale,
+        default="auto",
+        help="a number: add coeff x scale x the unit vector; typical: scale by the site's "
+        "typical activation norm on the prompts; vector: the vector as saved; auto (default): "
+        "typical for SAE latents and codebook codes (unit vectors), the vector as saved "
+        "otherwise",
+    )
     a.add_argument("--prompt", action="append", required=True, help="a prompt (repeat)")
     a.add_argument("--max-new-tokens", type=int, default=12)
     a.add_argument("--json", action="store_true")
@@ -227,7 +235,10 @@ def _apply(args: argparse.Namespace) -> int:
 
     handle = load_cli_model(args, args.model)
     vector = SteeringVector.load(args.vector)
-    options = {"where": args.where, "mode": args.mode, "scale": args.scale}
+    scale = args.scale
+    if isinstance(scale, str):  # auto, typical or vector: a number (or None) for this site
+        scale = _scales(handle, [vector], scale, args.prompt)[vector.site]
+    options = {"where": args.where, "mode": args.mode, "scale": scale}
     _, plain = generate(handle, args.prompt, None, max_new_tokens=args.max_new_tokens)
     _, steered = generate(
         handle, args.prompt, vector, args.coeff, max_new_tokens=args.max_new_tokens, **options
@@ -371,6 +382,21 @@ def _describe(vector: Any) -> dict[str, Any]:
     """A swept vector's site, method and source (the SAE latent, the code...)."""
     keys = {k: vector.provenance[k] for k in _SOURCE_KEYS if k in vector.provenance}
     return {"site": vector.site, "method": vector.method, "norm_value": vector.norm, **keys}
+
+
+def _apply_scale(value: str) -> float | str:
+    """`steer apply --scale`: a positive number, or auto / typical / vector (see its help)."""
+    if value in ("auto", "typical", "vector"):
+        return value
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not number > 0:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a scale: give a positive number, auto, typical or vector"
+        )
+    return number
 
 
 #: vector methods a sweep's --scale auto scales to the site's typical norm (unit-norm sources)

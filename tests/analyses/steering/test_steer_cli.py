@@ -86,3 +86,33 @@ def test_extract_from_probe_file(tmp_path, capsys):
     assert vector.method == "probe" and vector.width == 4
     code, _, err = _run(capsys, ["steer", "extract", "--out", str(tmp_path / "v")])
     assert code == 2 and "needs --model and --sites" in err
+
+
+def test_apply_scales_a_vector_by_the_sites_typical_norm(neox_dir, tmp_path, capsys):
+    """`steer apply --scale`: auto leaves a contrastive vector as saved (scale null), typical
+    records the site's typical activation norm on the prompts, a number is kept, and a bad
+    value names what is valid."""
+    from analyses.steering.extract import typical_norm
+    from workbench.models import load_model
+
+    vecs = tmp_path / "vecs"
+    assert main(["steer", "extract", "--model", str(neox_dir), "--sites", SITE,
+                 "--positive", "the cat sat", "--negative", "the dog sat", "--out", str(vecs),
+                 "--device", "cpu"]) == 0  # fmt: skip
+    base = ["steer", "apply", "--model", str(neox_dir), "--vector",
+            str(vecs / f"{SITE}.safetensors"), "--coeff", "1", "--prompt", "the cat",
+            "--max-new-tokens", "2", "--json", "--device", "cpu"]  # fmt: skip
+    capsys.readouterr()
+    scales = []
+    for extra in ([], ["--scale", "typical"], ["--scale", "2.5"]):
+        code, out, err = _run(capsys, base + extra)
+        assert code == 0, err
+        scales.append(json.loads(out)["settings"]["scale"])
+    expected = typical_norm(load_model(str(neox_dir), device="cpu"), ["the cat"], SITE)
+    assert scales[0] is None and scales[1] == pytest.approx(expected) and scales[2] == 2.5
+    with pytest.raises(SystemExit) as stop:
+        main(base + ["--scale", "big"])
+    assert stop.value.code == 2
+    assert "'big' is not a scale: give a positive number, auto, typical or vector" in (
+        capsys.readouterr().err
+    )
