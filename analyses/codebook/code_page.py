@@ -35,7 +35,7 @@ def default_label(dataset: str | None) -> str | None:
     return LABEL_OF_DATASET.get(str(dataset))
 
 
-def _label_rows(fires: np.ndarray, labels: np.ndarray, top: int) -> list[dict[str, Any]]:
+def label_rows(fires: np.ndarray, labels: np.ndarray, top: int) -> list[dict[str, Any]]:
     """Precision and recall of the code for each label value it fires on (the `top` by
     precision); fires, labels: (n, L) over the same positions, -1 = no label or pad."""
     keep = labels >= 0
@@ -91,7 +91,7 @@ def code_report(
             raise InputError(f"labels have shape {labels.shape}, the codes {fires.shape}")
         table = purity(codes, labels, n_codes) if purity_table is None else purity_table
         report["label"] = label or "label"
-        report["labels"] = _label_rows(fires, labels, top=12)
+        report["labels"] = label_rows(fires, labels, top=12)
         report["best_for"] = table[table.code == code].to_dict("records")
     return report
 

@@ -11,7 +11,8 @@ from workbench.errors import InputError
 #: activations initialise the codes (`init_codes_from_data`)
 INIT_TOKENS = 32768
 #: codes per group and training examples of `workbench codebook train` (and the demo): fsm-lm
-#: needs about 80 codes per state for purity >= 0.9 at block 0 (benchmarks/RESULTS.md)
+#: (100 states) reaches purity >= 0.9 at block 0 from about 4000 codes (0.911; 0.964 with 8000;
+#: benchmarks/RESULTS.md)
 N_CODES = 8000
 N_TRAIN = 1000
 #: what trains: the codes alone; the codes and the codebooks' LayerNorms; or those and the model

@@ -8,7 +8,8 @@ from pathlib import Path
 def demo_step(out: Path, zoo_root: Path | None, device: str) -> str:
     """Train a codebook at fsm-lm's block-1 residual stream with the settings of
     `workbench codebook train`'s defaults and save it under `out/codebooks/fsm-lm` (kept if
-    already there with these settings; retrained otherwise), for the app's code browser. Returns the summary line."""
+    already there with these settings; retrained otherwise), for the app's code browser.
+    Returns the summary line."""
     import json
     import shutil
     from dataclasses import asdict
@@ -22,8 +23,9 @@ def demo_step(out: Path, zoo_root: Path | None, device: str) -> str:
     wanted = {"train": asdict(TrainConfig()), "n_train": N_TRAIN, "n_codes": N_CODES}
     if saved.is_file():
         config = json.loads(saved.read_text())
-        found = {"train": config.get("report", {}).get("train"), "n_train": None, "n_codes": None}
-        found.update(n_train=config.get("report", {}).get("n_train"), n_codes=config["n_codes"])
+        report = config.get("report", {})
+        found = {"train": report.get("train"), "n_train": report.get("n_train"),
+                 "n_codes": config["n_codes"]}  # fmt: skip
         if found != wanted:  # trained with older defaults: retrained
             console.log(f"{folder}: trained with other settings; retraining")
             shutil.rmtree(folder)

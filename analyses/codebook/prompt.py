@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from analyses.codebook.code_page import _label_rows, default_label
+from analyses.codebook.code_page import default_label, label_rows
 from analyses.codebook.model import lm_view
 from workbench.analysis.prompt import (
     PromptUnits,
@@ -47,7 +47,7 @@ def best_labels(
         fires = (codes == code).any(-1) & real
         if not fires[labels >= 0].any():
             continue
-        rows = _label_rows(fires, labels, top=len(np.unique(labels)))
+        rows = label_rows(fires, labels, top=len(np.unique(labels)))
         f1 = [2 * r["precision"] * r["recall"] / (r["precision"] + r["recall"]) for r in rows]
         best = rows[int(np.argmax(f1))]
         out[int(code)] = {
@@ -69,7 +69,7 @@ def prompt_codes(handle: Any, books: Any, ids: torch.Tensor, site: str) -> np.nd
     books.eval()
     with handle.lock, books.insert(handle):
         lm_view(handle)(input_ids=ids, attention_mask=torch.ones_like(ids))
-        chosen, z = layer.last_ids[0], layer.last_z[0]  # (T, k), (T, d)
+        chosen, z = layer.last_ids[0], layer.last_z[0]  # (T, G * k), (T, d)
         scores = layer.logits(z).gather(-1, chosen).clamp_min(FLOOR)
     acts = torch.zeros(ids.shape[1], layer.n_codes)
     acts.scatter_(1, chosen.cpu(), scores.float().cpu())
@@ -80,9 +80,8 @@ def code_vectors(layer: Any, codes: list[int]) -> torch.Tensor:
     """(m, d) what each code adds to the site's output when chosen, in the site's d dims: its
     row of the codebook, in its group's slice of the dims (zeros elsewhere) when the layer has
     several groups (`CodebookLayer` with `groups`)."""
-    groups = getattr(layer, "groups", 1)
     rows = layer.codebook[codes].detach()  # (m, d / groups)
-    if groups == 1:
+    if layer.groups == 1:
         return rows
     width = rows.shape[-1]
     out = torch.zeros(len(codes), layer.d, dtype=rows.dtype, device=rows.device)
@@ -143,7 +142,7 @@ def token_logits(
         lambda js: code_vectors(layer, js),
         w_u,
         lambda i: token_texts(handle, [i])[0],
-        n=getattr(layer, "groups", 1) * layer.k,  # the codes a token chooses
+        n=layer.groups * layer.k,  # the codes a token chooses
         k=k,
         why_not=why,
     )

@@ -22,7 +22,7 @@ def demo_step(out: Path, zoo_root: Path | None, device: str) -> str:
         target = out / "results" / "neural-collapse" / f"{name}-epochs"
         try:
             result = Result.load(target)
-            stale = result.provenance.get("recipe_version", 1) != zoo.get_recipe(name).version
+            stale = zoo.recipe_version(result.provenance) != zoo.get_recipe(name).version
         except InputError:
             stale = True
         if stale:  # missing, or measured on a build of an older recipe

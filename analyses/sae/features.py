@@ -304,18 +304,13 @@ def output_tokens(
 ) -> dict[str, list[tuple[str, float]]]:
     """{"top": [(token, logit)], "bottom": [...]}: the `k` largest and smallest entries of
     W_dec[latent] @ W_U (W_U: (d_model, vocab)); needs d_model == d_in."""
+    from workbench.analysis.prompt import logit_effects
+
     if w_u.shape[0] != sae.d_in:
         raise InputError(f"W_U has d_model {w_u.shape[0]}, the SAE d_in {sae.d_in}")
-    logits = sae.W_dec[latent].float() @ w_u.float().to(sae.W_dec.device)
     decode = decode or (lambda i: f"<{i}>")
-    k = min(k, logits.numel())
-    top, bottom = logits.topk(k), (-logits).topk(k)
-    return {
-        "top": [(decode(int(i)), float(v)) for v, i in zip(top.values, top.indices, strict=True)],
-        "bottom": [
-            (decode(int(i)), -float(v)) for v, i in zip(bottom.values, bottom.indices, strict=True)
-        ],
-    }
+    effect = logit_effects(sae.W_dec[latent : latent + 1].detach(), w_u, decode, k)[0]
+    return {"top": effect["up"], "bottom": effect["down"]}
 
 
 def activation_histogram(values: np.ndarray, n_bins: int = 30) -> tuple[list[int], list[float]]:

@@ -159,12 +159,13 @@ def prompt_view(
                 f"the feature report has {len(stats.density)} latents, the SAE {sae.d_sae}"
             )
         view.scale = np.asarray(stats.max_act, dtype=float)  # rank by the latent's own max
-        view.labels = best_labels(stats, view.shown(50))
     else:
         view.notes.append("no feature report: no labels (make one with `workbench sae features`)")
+    shown = view.shown(50)  # after the scale: it ranks the latents
+    if stats is not None:
+        view.labels = best_labels(stats, shown)
     if report is not None:
-        view.links = {j: {"page": FEATURES_PAGE, "features": report, "latent": j}
-                      for j in view.shown(50)}  # fmt: skip
+        view.links = {j: {"page": FEATURES_PAGE, "features": report, "latent": j} for j in shown}
     return view
 
 
@@ -207,13 +208,15 @@ def sae_prompt(
     site: str | None = None,
     features: str | Path | None = None,
     pinned: list[int] | None = None,
+    loaded: tuple[SparseAutoencoder, dict[str, Any]] | None = None,
 ) -> tuple[PromptUnits, SparseAutoencoder]:
     """(view, sae) for `workbench sae prompt`: the SAE in `sae_dir` on `text` through
     `handle`, at `site` (default: the SAE's training site), labelled from the feature report
-    `features` (default: `SAE_DIR/features` when it exists)."""
+    `features` (default: `SAE_DIR/features` when it exists). `loaded`: (sae, meta) of
+    `load_sae(sae_dir)` when the caller has it."""
     from analyses.sae import load_sae
 
-    sae, meta = load_sae(sae_dir)
+    sae, meta = loaded if loaded is not None else load_sae(sae_dir)
     origin = sae_origin(meta)
     site = site or origin["site"]
     if site is None:
@@ -250,8 +253,8 @@ def run_prompt(args: Any) -> PromptUnits:
     from workbench.analysis.prompt import default_token, print_view, prompt_text
     from workbench.cli.commands import load_cli_model
 
-    _, meta = load_sae(args.sae)
-    origin = sae_origin(meta)
+    loaded = load_sae(args.sae)
+    origin = sae_origin(loaded[1])
     spec = args.model or default_model(origin)
     if not spec:
         raise InputError(f"the SAE in {args.sae!r} records no model: pass --model")
@@ -262,7 +265,13 @@ def run_prompt(args: Any) -> PromptUnits:
     handle = load_cli_model(args, spec)
     pinned = [] if args.latent is None else [args.latent]
     view, sae = sae_prompt(
-        args.sae, handle, text, site=args.site, features=args.features, pinned=pinned
+        args.sae,
+        handle,
+        text,
+        site=args.site,
+        features=args.features,
+        pinned=pinned,
+        loaded=loaded,
     )
     if labels:
         view.meta["example labels"] = labels

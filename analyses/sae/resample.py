@@ -4,9 +4,8 @@ former "anthropic" resampling), used by the trainer for every architecture.
 At a resampling step, each latent silent for the dead window gets a new direction: a row of the
 current batch drawn with probability proportional to its squared reconstruction error, centred
 (minus b_dec) and normalised. The latent's decoder row becomes that unit vector, its encoder
-column the same vector times the mean encoder-column norm of the live latents (so its pre-
-activation on the rows it came from is as large as a live latent's, and a TopK can select it),
-its encoder bias 0, any architecture state reset (`SparseAutoencoder.reset_latents`: a
+column the same vector times `ENCODER_SCALE` (0.2) x the mean encoder-column norm of the live
+latents, its encoder bias 0, any architecture state reset (`SparseAutoencoder.reset_latents`: a
 JumpReLU threshold set to the new latent's pre-activation on its row), and the Adam moments of
 all of them are zeroed (a stale moment would undo the reset). Rows are drawn with replacement,
 except for architectures that set `resample_with_replacement` False (JumpReLU: identical new
@@ -53,7 +52,8 @@ def resample_dead(
     rows = torch.multinomial(
         error.cpu(), n_dead, replacement=sae.resample_with_replacement, generator=generator
     )
-    directions = (x[rows.to(x.device)] - sae.b_dec).float()
+    sources = x[rows.to(x.device)] - sae.b_dec  # each new latent's row, centred
+    directions = sources.float()
     norms = directions.norm(dim=-1, keepdim=True)
     directions = torch.where(norms > 0, directions / norms.clamp_min(1e-12), sae.W_dec[idx])
     sae.W_dec[idx] = directions
@@ -62,7 +62,6 @@ def resample_dead(
     # architecture state, e.g. JumpReLU's thresholds, from each new latent's pre-activation
     # on the row it was drawn from (each row with its own latent's encoder column only:
     # n_dead x d_in, never n_dead x d_sae)
-    sources = x[rows.to(x.device)] - sae.b_dec
     source_pre = (sources * sae.W_enc[:, idx].T).sum(-1) + sae.b_enc[idx]
     extra = sae.reset_latents(idx, source_pre)
     for param, view in (

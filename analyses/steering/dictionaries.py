@@ -35,9 +35,10 @@ from workbench.models.handle import ModelHandle
 
 
 def site_width(handle: ModelHandle, site: str) -> int | None:
-    """The last-dim width of `site`'s output on `handle` (one forward pass of a one-word
-    prompt), or None for a plain module (it needs its own inputs; `steer` checks the width when
-    the vector is applied). An unknown site raises UnknownSiteError naming the closest ones."""
+    """The last-dim width of `site`'s output on `handle` (one forward pass of the BOS token,
+    `analyses.codebook.model.site_widths`), or None for a plain module (it needs its own
+    inputs; `steer` checks the width when the vector is applied). An unknown site raises
+    UnknownSiteError naming the closest ones."""
     from workbench.errors import UnknownSiteError, closest
 
     if site not in handle.sites():
@@ -47,10 +48,9 @@ def site_width(handle: ModelHandle, site: str) -> int | None:
         )
     if not handle.is_language_model:
         return None
-    from workbench.hooks.capture import capture
+    from analyses.codebook.model import site_widths
 
-    acts = capture(handle, site, ["the"], positions="last")
-    return int(acts[site].shape[-1])
+    return site_widths(handle, [site])[site]
 
 
 def check_width(handle: ModelHandle | None, site: str, width: int, what: str) -> None:

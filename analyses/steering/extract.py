@@ -14,10 +14,10 @@
   and a codebook code's vector, unit-normalised by default; `from_probe`: a saved probe
   direction (unit norm as `probes.directions` saves it).
 
-Read positions (`read`, see `analyses.steering.reads`): "last-content" (the default: the last
-token that is not punctuation, so a text ending in "." is not read at its full stop),
-"content-mean" (mean over the non-punctuation tokens), "last" real token, "mean" over real
-tokens, "all" (every token is a sample), or an int over the unpadded sequence (CAA reads -2).
+Read positions (`read`, see `analyses.steering.reads`): "content-mean" (the default: the mean
+over the tokens that are not punctuation, so a text ending in "." is not read at its full stop),
+"last-content" (the last non-punctuation token), "last" real token, "mean" over real tokens,
+"all" (every token is a sample), or an int over the unpadded sequence (CAA reads -2).
 Plain modules have no positions.
 """
 

@@ -59,6 +59,14 @@ def dictionary_vector(
     return source(path, index, site, load(name, zoo))
 
 
+@st.cache_data(show_spinner=False)
+def codebook_sites(folder: str, mtime: float) -> list[str]:
+    """The sites of the codebook model in `folder` (read once per version of its files)."""
+    from analyses.codebook.model import Codebooks
+
+    return Codebooks.load(folder).sites
+
+
 st.title("Steering")
 zoo = str(zoo_root())
 built = [r["name"] for r in list_zoo() if r["built"] and r["name"] == "toy-lm"]
@@ -141,15 +149,13 @@ try:
         from analyses.steering.extract import typical_norm
 
         folder = inside_or_stop(dictionary[1], root, "folder")
+        mtime = max(p.stat().st_mtime for p in Path(folder).iterdir())
         books_site = None
         if dictionary[0] == "codebook":
-            from analyses.codebook.model import Codebooks
-
-            books_sites = Codebooks.load(folder).sites
+            books_sites = codebook_sites(str(folder), mtime)
             books_site = state.url_selectbox(
                 "Codebook site", books_sites, "book_site", page=PAGE, container=left
             )
-        mtime = max(p.stat().st_mtime for p in Path(folder).iterdir())
         vector = dictionary_vector(name, zoo, dictionary[0], str(folder), index, books_site, mtime)
         site = vector.site
         scale = typical_norm(handle, prompts, site)

@@ -144,9 +144,8 @@ class Source:
         if self.store is None or self.label is None:
             return []
         manifest = self.store.manifest
-        found = {"token": self.label in manifest["row_labels"]}
-        found["example"] = self.label in manifest["example_labels"]
-        return [level for level in LABEL_LEVELS if found[level]]
+        keys = {"token": "row_labels", "example": "example_labels"}
+        return [level for level in LABEL_LEVELS if self.label in manifest[keys[level]]]
 
     def resolve_label_level(self, level: str = "auto") -> str:
         """The level `label_array(level)` reads: "token" or "example" for a store label,

@@ -57,6 +57,12 @@ def zoo_root(root: str | Path | None = None) -> Path:
     return Path(os.environ.get(ZOO_ENV, Path.home() / ".cache" / "workbench" / "zoo"))
 
 
+def recipe_version(record: dict[str, Any]) -> int:
+    """The recipe version a `zoo.json` entry (or a result's provenance) records: 1 when absent,
+    as before recipes had versions."""
+    return int(record.get("recipe_version", 1))
+
+
 def read_entry(folder: Path) -> dict[str, Any] | None:
     """The entry's `zoo.json` if it is complete and its checkpoints exist, else None."""
     meta_path = folder / "zoo.json"
@@ -78,7 +84,7 @@ def build(
     recipe = get_recipe(name)
     folder = zoo_root(root) / name
     entry = read_entry(folder)
-    built_version = None if entry is None else entry.get("recipe_version", 1)
+    built_version = None if entry is None else recipe_version(entry)
     if not force and built_version == recipe.version:
         return folder
     if folder.exists():
@@ -131,7 +137,7 @@ def list_zoo(root: str | Path | None = None) -> list[dict[str, Any]]:
     rows = []
     for name, recipe in recipes().items():
         meta = read_entry(zoo_root(root) / name)
-        if meta is not None and meta.get("recipe_version", 1) != recipe.version:
+        if meta is not None and recipe_version(meta) != recipe.version:
             meta = None  # built by another version of the recipe: `build` trains it again
         rows.append(
             {

@@ -30,6 +30,23 @@ def planted(n: int = 8000, d: int = 32, m: int = 48, k: int = 3, seed: int = 0):
     return (coef @ directions).astype(np.float32), directions, coef
 
 
+def recovery(sae, directions: np.ndarray) -> float:
+    """Mean over planted directions of the best |cosine| with a decoder row (1: every
+    direction has a latent of its own)."""
+    w = sae.W_dec.detach().numpy().astype(np.float64)
+    w = w / np.linalg.norm(w, axis=1, keepdims=True)
+    return float(np.abs(directions @ w.T).max(axis=1).mean())
+
+
+def run(capsys, *argv):
+    """(exit code, stdout, stderr) of `workbench ARGV`."""
+    from workbench.cli.main import main
+
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 def write_store(
     path,
     acts: np.ndarray,

@@ -14,7 +14,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import planted
+from conftest import planted, recovery, run
 from safetensors.torch import load_file, save_file
 
 from analyses.sae import (
@@ -29,20 +29,7 @@ from analyses.sae import (
 )
 from analyses.sae.jumprelu import jumprelu, step
 from analyses.sae.resample import resample_dead
-from workbench.cli.main import main
 from workbench.errors import InputError
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def recovery(sae, directions: np.ndarray) -> float:
-    w = sae.W_dec.detach().numpy().astype(np.float64)
-    w = w / np.linalg.norm(w, axis=1, keepdims=True)
-    return float(np.abs(directions @ w.T).max(axis=1).mean())
 
 
 def test_activation_is_saelens_jumprelu():

@@ -15,27 +15,12 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import planted
+from conftest import planted, recovery, run
 
 from analyses.sae import TrainConfig, create_sae, evaluate, load_sae, read_log, train
 from analyses.sae.convergence import Divergence, convergence
 from analyses.sae.resample import resample_dead
-from workbench.cli.main import main
 from workbench.errors import InputError
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def recovery(sae, directions: np.ndarray) -> float:
-    """Mean over planted directions of the best |cosine| with a decoder row (1: every
-    direction has a latent of its own)."""
-    w = sae.W_dec.detach().numpy().astype(np.float64)
-    w = w / np.linalg.norm(w, axis=1, keepdims=True)
-    return float(np.abs(directions @ w.T).max(axis=1).mean())
 
 
 def test_cli_defaults_recover_planted_directions(tmp_path, capsys):
