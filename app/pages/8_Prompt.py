@@ -11,7 +11,6 @@ error on the page, the pickers above it stay. View state lives in the URL.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import streamlit as st
@@ -26,7 +25,7 @@ from analyses.sae.prompt import (
     token_logits,
 )
 from analyses.sae.prompt import prompt_view as read_prompt
-from workbench.analysis.prompt import PromptUnits, dataset_example, default_token
+from workbench.analysis.prompt import dataset_example, default_token
 from workbench.errors import WorkbenchError
 from workbench.zoo import list_zoo
 from workbench_app.lib import exports, prompt_view, state
@@ -83,13 +82,6 @@ def report_for(sae_dir: str, root_dir: str) -> Path | None:
         if Path(made_for).resolve() == Path(sae_dir).resolve():
             return path.parent
     return None
-
-
-@st.cache_data(show_spinner="reading the prompt...", max_entries=64)
-def view_of(key: tuple, text: str, site: str, _read: Callable[[], PromptUnits]) -> PromptUnits:
-    """The prompt's view, read by `_read` once per `key` (what it is read with, and the mtimes
-    of their files), text and site: picking a token reruns the page, not the model."""
-    return _read()
 
 
 def _mtime(path: Path) -> float:
@@ -200,17 +192,12 @@ else:
 
 try:
     if kind == "SAE":
-        key: tuple = (kind, str(sae_dir), _mtime(sae_dir / "config.json"), spec,
-                      str(report), _mtime(report / "features.json") if report else None)  # fmt: skip
-        view = view_of(key, text, site, lambda: read_prompt(
+        view = read_prompt(
             handle, sae, text, site, trained_site=origin["site"], stats=stats,
             report=_rel(report) if report else None,
-        ))  # fmt: skip
+        )  # fmt: skip
     else:
-        key = (kind, str(folder), _mtime(folder / "codebook.json"))
-        view = view_of(key, text, site, lambda: read_codes(
-            handle, books, text, site, reference=reference, folder=choice
-        ))  # fmt: skip
+        view = read_codes(handle, books, text, site, reference=reference, folder=choice)
 except WorkbenchError as exc:
     _fail(exc)
 
